@@ -1,0 +1,38 @@
+"""Typed schema of a local-llm-stack stack config (`Pulumi.<stack>.yaml`)."""
+
+from models.config import (
+    ArchConfig,
+    CacheType,
+    CloudFallback,
+    EmbeddingConfig,
+    GpuConfig,
+    GroupConfig,
+    ImagesConfig,
+    LiteLLMConfig,
+    LlamaSwapConfig,
+    ModelConfig,
+    NetworkConfig,
+    PortsConfig,
+    StackConfig,
+)
+from models.load import ConfigError, StackFile, load_stack_file, parse_stack_config
+
+__all__ = [
+    "ArchConfig",
+    "CacheType",
+    "CloudFallback",
+    "ConfigError",
+    "EmbeddingConfig",
+    "GpuConfig",
+    "GroupConfig",
+    "ImagesConfig",
+    "LiteLLMConfig",
+    "LlamaSwapConfig",
+    "ModelConfig",
+    "NetworkConfig",
+    "PortsConfig",
+    "StackConfig",
+    "StackFile",
+    "load_stack_file",
+    "parse_stack_config",
+]

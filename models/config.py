@@ -1,0 +1,406 @@
+"""Pydantic schema of one stack: every key of `Pulumi.<stack>.yaml` that this project reads.
+
+Every model forbids unknown keys: llama-swap and LiteLLM silently ignore a misspelt key, so a
+typo such as `ctx_szie` would otherwise deploy a default nobody asked for. Cross-field checks
+raise errors that start with the key path they concern, so the message names what to fix.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import PurePosixPath
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from models.gpu_profiles import GPU_PROFILES
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ModelId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+# Flags the stack sets itself from typed keys; passing them again in extra_args would make the
+# running process differ from what the sizing gate proved fits.
+MANAGED_FLAGS = frozenset(
+    {
+        "-m", "--model", "-c", "--ctx-size", "-np", "--parallel", "-ngl", "--gpu-layers",
+        "--n-gpu-layers", "-fa", "--flash-attn", "-ctk", "--cache-type-k", "-ctv",
+        "--cache-type-v", "-ub", "--ubatch-size", "-b", "--batch-size", "-kvu", "--kv-unified",
+        "--no-kv-unified", "--port", "--host", "--fit", "-fit", "--jinja", "--no-jinja",
+        "--api-key", "--api-key-file", "--embedding", "--embeddings", "--swa-full", "-md",
+        "--model-draft", "--mmproj", "-mm", "-hf", "--hf-repo", "-mu", "--model-url",
+    }
+)
+
+
+def key_errors(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """An error that carries (key path relative to the model, message) pairs for the loader to expand."""
+    summary = "; ".join(f"{path}: {msg}" for path, msg in problems)
+    return PydanticCustomError("invalid_keys", "{summary}", {"summary": summary, "problems": problems})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+class CacheType(str, Enum):
+    """KV cache element types llama-server accepts for `-ctk`/`-ctv`."""
+
+    f32 = "f32"
+    f16 = "f16"
+    bf16 = "bf16"
+    q8_0 = "q8_0"
+    q5_1 = "q5_1"
+    q5_0 = "q5_0"
+    q4_1 = "q4_1"
+    q4_0 = "q4_0"
+    iq4_nl = "iq4_nl"
+
+    @property
+    def quantized(self) -> bool:
+        return self not in (CacheType.f32, CacheType.f16, CacheType.bf16)
+
+
+class GpuConfig(Strict):
+    """The GPU the stack runs on; `profile` fills the figures a key does not set."""
+
+    profile: str = "rtx-5080"
+    name: str | None = None
+    vram_mib: Annotated[int, Field(ge=0)] | None = None
+    reserve_mib: Annotated[int, Field(ge=0)] | None = None
+    overhead_mib: Annotated[int, Field(ge=0)] | None = None
+    device: str = Field("all", pattern=r"^(all|device=[A-Za-z0-9-]+)$")
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str) -> str:
+        if v not in GPU_PROFILES:
+            raise ValueError(f"unknown GPU profile {v!r}; expected one of {sorted(GPU_PROFILES)}")
+        return v
+
+    @property
+    def cpu_only(self) -> bool:
+        return self.profile == "cpu"
+
+    @property
+    def resolved_name(self) -> str:
+        return self.name or GPU_PROFILES[self.profile].name
+
+    @property
+    def resolved_vram_mib(self) -> int:
+        return self.vram_mib if self.vram_mib is not None else GPU_PROFILES[self.profile].vram_mib
+
+    @property
+    def resolved_reserve_mib(self) -> int:
+        if self.reserve_mib is not None:
+            return self.reserve_mib
+        return GPU_PROFILES[self.profile].reserve_mib
+
+    @property
+    def resolved_overhead_mib(self) -> int:
+        if self.overhead_mib is not None:
+            return self.overhead_mib
+        return GPU_PROFILES[self.profile].overhead_mib
+
+    @property
+    def budget_mib(self) -> int:
+        return self.resolved_vram_mib - self.resolved_reserve_mib
+
+    @model_validator(mode="after")
+    def _budget_positive(self) -> Self:
+        if not self.cpu_only and self.budget_mib <= 0:
+            raise key_errors([(
+                "reserve_mib",
+                f"{self.resolved_reserve_mib} leaves no VRAM of {self.resolved_vram_mib} MiB; "
+                "lower reserve_mib or raise vram_mib",
+            )])
+        return self
+
+
+class ArchConfig(Strict):
+    """Hyperparameters for a model whose GGUF is not readable where `plan` runs.
+
+    Take them from the model's config.json or GGUF metadata; `weights_mib` is the GGUF size.
+    """
+
+    n_layer: Annotated[int, Field(gt=0)]
+    n_embd: Annotated[int, Field(gt=0)]
+    n_head: Annotated[int, Field(gt=0)]
+    n_head_kv: Annotated[int, Field(ge=0)]
+    head_dim: Annotated[int, Field(gt=0)]
+    n_ff: Annotated[int, Field(gt=0)]
+    n_vocab: Annotated[int, Field(gt=0)]
+    weights_mib: Annotated[float, Field(gt=0)]
+    tied_embeddings: bool = False
+    n_ctx_train: Annotated[int, Field(gt=0)] | None = None
+    sliding_window: Annotated[int, Field(ge=0)] = 0
+    sliding_window_pattern: Annotated[int, Field(ge=0)] = 0
+    causal: bool = True
+
+    @model_validator(mode="after")
+    def _gqa(self) -> Self:
+        if self.n_head_kv > self.n_head:
+            raise key_errors([("n_head_kv", f"{self.n_head_kv} cannot exceed n_head ({self.n_head})")])
+        return self
+
+
+def _check_relative_gguf(v: str) -> str:
+    p = PurePosixPath(v)
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"{v!r} must be a path relative to models_dir, without '..'")
+    if p.suffix != ".gguf":
+        raise ValueError(f"{v!r} must name a .gguf file")
+    return v
+
+
+def _check_extra_args(v: list[str]) -> list[str]:
+    for arg in v:
+        flag = arg.split("=", 1)[0]
+        if flag in MANAGED_FLAGS:
+            raise ValueError(
+                f"{flag!r} is set by the stack from typed keys (ctx_size, parallel, cache_type_k, ...); "
+                "use those keys instead of extra_args"
+            )
+    return v
+
+
+class ServerSettings(Strict):
+    """llama-server settings shared by llama-swap models and the embedding server."""
+
+    file: str
+    ctx_size: Annotated[int, Field(gt=0, le=4_194_304)]
+    parallel: Annotated[int, Field(ge=1, le=256)] = 1
+    cache_type_k: CacheType = CacheType.f16
+    cache_type_v: CacheType = CacheType.f16
+    flash_attn: Literal["on", "off"] = "on"
+    ubatch: Annotated[int, Field(ge=1, le=65536)] = 512
+    batch: Annotated[int, Field(ge=1, le=65536)] = 2048
+    kv_unified: bool = False
+    n_gpu_layers: Annotated[int, Field(ge=0, le=999)] = 999
+    arch: ArchConfig | None = None
+    catalog: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        return _check_relative_gguf(v)
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra(cls, v: list[str]) -> list[str]:
+        return _check_extra_args(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        if self.cache_type_v.quantized and self.flash_attn == "off":
+            problems.append((
+                "cache_type_v",
+                f"{self.cache_type_v.value} needs flash_attn: on "
+                "(llama.cpp refuses a quantized V cache without flash attention); use f16 or turn flash_attn on",
+            ))
+        if self.ubatch > self.batch:
+            problems.append(("ubatch", f"{self.ubatch} is larger than batch ({self.batch}); lower ubatch"))
+        if problems:
+            raise key_errors(problems)
+        return self
+
+
+class ModelConfig(ServerSettings):
+    """One llama-swap model: a llama-server process started on demand."""
+
+    ttl: Annotated[int, Field(ge=0)] = 0
+    aliases: list[ModelId] = Field(default_factory=list)
+    jinja: bool = False
+    swa_full: bool = False
+    description: Annotated[str, Field(max_length=1024)] = ""
+    concurrency_limit: Annotated[int, Field(ge=1, le=1024)] = 10
+
+
+class EmbeddingConfig(ServerSettings):
+    """The always-on embedding llama-server, in its own container."""
+
+    enabled: bool = True
+    name: ModelId = "embed"
+    aliases: list[ModelId] = Field(default_factory=list)
+    ctx_size: Annotated[int, Field(gt=0, le=4_194_304)] = 2048
+    ubatch: Annotated[int, Field(ge=1, le=65536)] = 2048
+    pooling: Literal["mean", "cls", "last", "rank"] | None = None
+
+
+class GroupConfig(Strict):
+    """A llama-swap group (v250 semantics)."""
+
+    swap: bool = True
+    exclusive: bool = True
+    persistent: bool = False
+    members: Annotated[list[ModelId], Field(min_length=1)]
+
+
+class ImagesConfig(Strict):
+    """Pinned image references: a tag other than `latest`, or a digest."""
+
+    llama_swap: str = "ghcr.io/mostlygeek/llama-swap:v250-cuda-b11434"
+    llama_server: str = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
+    litellm: str = "ghcr.io/berriai/litellm:v1.106.12-stable"
+
+    @field_validator("llama_swap", "llama_server", "litellm")
+    @classmethod
+    def _pinned(cls, v: str) -> str:
+        if "@sha256:" in v:
+            return v
+        name, _, tag = v.rpartition(":")
+        if not name or "/" in tag or tag in ("", "latest"):
+            raise ValueError(f"{v!r} is not pinned; give a version tag (not 'latest') or @sha256: digest")
+        return v
+
+
+class PortsConfig(Strict):
+    llama_swap: Annotated[int, Field(ge=1, le=65535)] = 9292
+    embeddings: Annotated[int, Field(ge=1, le=65535)] = 8081
+    litellm: Annotated[int, Field(ge=1, le=65535)] = 4000
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        seen: dict[int, str] = {}
+        for key in ("llama_swap", "embeddings", "litellm"):
+            port = getattr(self, key)
+            if port in seen:
+                raise key_errors([(key, f"port {port} is already used by ports.{seen[port]}")])
+            seen[port] = key
+        return self
+
+
+class NetworkConfig(Strict):
+    name: str = Field("llm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class LlamaSwapConfig(Strict):
+    health_check_timeout: Annotated[int, Field(ge=15, le=3600)] = 300
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+    start_port: Annotated[int, Field(ge=1024, le=65000)] = 5800
+
+
+class CloudFallback(Strict):
+    """A cloud deployment LiteLLM falls back to when a local model fails."""
+
+    name: ModelId
+    model: str = Field(pattern=r"^[a-z0-9_-]+/.+$", description="LiteLLM provider/model, e.g. openai/gpt-4o-mini")
+    api_key_secret: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    api_base: str | None = None
+    fallback_for: list[ModelId] = Field(default_factory=list)
+
+
+class LiteLLMConfig(Strict):
+    enabled: bool = False
+    fallbacks: list[CloudFallback] = Field(default_factory=list)
+    timeout_s: Annotated[int, Field(ge=1, le=7200)] = 600
+    stream_timeout_s: Annotated[int, Field(ge=1, le=7200)] = 600
+    num_retries: Annotated[int, Field(ge=0, le=10)] = 1
+
+
+SECRET_KEYS = ("api_key", "litellm_master_key")
+"""Config keys that must be Pulumi secrets (`pulumi config set --secret`); cloud keys are named per fallback."""
+
+
+class StackConfig(Strict):
+    """The whole stack: what `pulumi up` deploys and `python -m stack plan` checks."""
+
+    gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
+    models_dir: str
+    bind_address: str = Field("127.0.0.1", pattern=r"^(\d{1,3}(\.\d{1,3}){3}|::1?|localhost)$")
+    network: NetworkConfig = Field(default_factory=lambda: NetworkConfig())
+    ports: PortsConfig = Field(default_factory=lambda: PortsConfig())
+    images: ImagesConfig = Field(default_factory=lambda: ImagesConfig())
+    llama_swap: LlamaSwapConfig = Field(default_factory=lambda: LlamaSwapConfig())
+    models: Annotated[dict[ModelId, ModelConfig], Field(min_length=1)]
+    groups: dict[ModelId, GroupConfig] = Field(default_factory=dict)
+    embeddings: EmbeddingConfig | None = None
+    litellm: LiteLLMConfig = Field(default_factory=lambda: LiteLLMConfig())
+
+    @field_validator("models_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not PurePosixPath(v).is_absolute():
+            raise ValueError(f"{v!r} must be an absolute path on the Docker host")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Self:
+        errors = self._group_errors() + self._name_errors() + self._fallback_errors()
+        if errors:
+            raise key_errors(errors)
+        return self
+
+    def _group_errors(self) -> list[tuple[str, str]]:
+        errors: list[tuple[str, str]] = []
+        owner: dict[str, str] = {}
+        for gid, group in self.groups.items():
+            for i, member in enumerate(group.members):
+                where = f"groups.{gid}.members[{i}]"
+                if member not in self.models:
+                    errors.append((where, f"unknown model {member!r}; known models: {sorted(self.models)}"))
+                elif member in owner:
+                    errors.append((where, f"model {member!r} is already in groups.{owner[member]}"))
+                else:
+                    owner[member] = gid
+        return errors
+
+    def _name_errors(self) -> list[tuple[str, str]]:
+        """Model ids, aliases and fallback names share one namespace in llama-swap and LiteLLM."""
+        errors: list[tuple[str, str]] = []
+        names: dict[str, str] = {mid: f"models.{mid}" for mid in self.models}
+
+        def claim(name: str, where: str) -> None:
+            if name in names:
+                errors.append((where, f"{name!r} is already {names[name]}; pick another name"))
+            else:
+                names[name] = where
+
+        embedding = self.embedding
+        if embedding is not None:
+            claim(embedding.name, "embeddings.name")
+        for mid, model in self.models.items():
+            for i, alias in enumerate(model.aliases):
+                claim(alias, f"models.{mid}.aliases[{i}]")
+        if embedding is not None:
+            for i, alias in enumerate(embedding.aliases):
+                claim(alias, f"embeddings.aliases[{i}]")
+        for i, fb in enumerate(self.litellm.fallbacks):
+            claim(fb.name, f"litellm.fallbacks[{i}].name")
+        return errors
+
+    def _fallback_errors(self) -> list[tuple[str, str]]:
+        errors: list[tuple[str, str]] = []
+        local = set(self.models)
+        if self.embedding is not None:
+            local.add(self.embedding.name)
+        for i, fb in enumerate(self.litellm.fallbacks):
+            for j, target in enumerate(fb.fallback_for):
+                if target not in local:
+                    errors.append((
+                        f"litellm.fallbacks[{i}].fallback_for[{j}]",
+                        f"unknown model {target!r}; known models: {sorted(local)}",
+                    ))
+            if fb.api_key_secret in SECRET_KEYS:
+                errors.append((
+                    f"litellm.fallbacks[{i}].api_key_secret",
+                    f"{fb.api_key_secret!r} is reserved; name the cloud key's own secret, e.g. openai_api_key",
+                ))
+        return errors
+
+    @property
+    def embedding(self) -> EmbeddingConfig | None:
+        """The embedding server when it is deployed."""
+        return self.embeddings if self.embeddings is not None and self.embeddings.enabled else None
+
+    def group_of(self, model_id: str) -> str | None:
+        for gid, group in self.groups.items():
+            if model_id in group.members:
+                return gid
+        return None
+
+    def cloud_secret_keys(self) -> list[str]:
+        return sorted({fb.api_key_secret for fb in self.litellm.fallbacks}) if self.litellm.enabled else []
+

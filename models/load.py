@@ -1,0 +1,144 @@
+"""The one path from a stack file (or Pulumi's config) to a validated `StackConfig`.
+
+Both `pulumi up` and `python -m stack plan` go through `parse_stack_config`, so they accept and
+refuse exactly the same configs, with the same key-path messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from models.config import SECRET_KEYS, StackConfig
+
+PROVIDER_NAMESPACES = frozenset({"docker", "pulumi"})
+"""Config namespaces that belong to providers or the engine, not to this project."""
+
+
+class ConfigError(ValueError):
+    """An invalid stack config; each problem names the key path and what was expected."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems: list[tuple[str, str]] = list(problems)
+        super().__init__("\n".join(f"{path}: {msg}" for path, msg in self.problems))
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """A validated stack config and the names of the keys it holds as Pulumi secrets."""
+
+    config: StackConfig
+    secret_keys: frozenset[str]
+    path: Path | None = None
+
+
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _join(prefix: str, sub: str) -> str:
+    if not prefix:
+        return sub
+    return f"{prefix}{sub}" if sub.startswith("[") else f"{prefix}.{sub}"
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key; check its spelling against the config reference in README.md"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
+    """Flatten pydantic errors into (key path, message) pairs, expanding cross-field checks."""
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors():
+        # Union members (e.g. `arch: ArchConfig | None`) add the type name to the location.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        prefix = _loc_path(loc)
+        ctx = err.get("ctx") or {}
+        if err["type"] == "invalid_keys" and "problems" in ctx:
+            problems.extend((_join(prefix, sub), msg) for sub, msg in ctx["problems"])
+        else:
+            problems.append((prefix or "(top level)", _describe(err)))
+    return problems
+
+
+def split_pulumi_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """Strip `<project>:` prefixes; separate `{secure: ...}` values, whose plaintext we never read."""
+    plain: dict[str, Any] = {}
+    secrets: set[str] = set()
+    for full_key, value in config.items():
+        namespace, sep, key = str(full_key).rpartition(":")
+        if sep and namespace in PROVIDER_NAMESPACES:
+            continue
+        key = key if sep else str(full_key)
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            secrets.add(key)
+        else:
+            plain[key] = value
+    return plain, frozenset(secrets)
+
+
+def _secret_problems(plain: Mapping[str, Any], secrets: frozenset[str], cfg: StackConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    cloud = cfg.cloud_secret_keys()
+    for key in (*SECRET_KEYS, *cloud):
+        if key in plain:
+            problems.append((key, f"must be a secret, not plain text: pulumi config set --secret {key} <value>"))
+    if cfg.litellm.enabled:
+        for key in ("litellm_master_key", *cloud):
+            if key not in secrets and key not in plain:
+                problems.append((key, f"required when litellm.enabled is true: pulumi config set --secret {key} <value>"))
+    return problems
+
+
+def parse_stack_config(
+    raw: Mapping[str, Any], secrets: frozenset[str] = frozenset(), *, require_secrets: bool = True
+) -> StackConfig:
+    """Validate plain config values; secrets are checked by name only (their values stay encrypted)."""
+    plain = {k: v for k, v in raw.items() if k not in SECRET_KEYS}
+    extra_secrets = {k for k in plain if k not in StackConfig.model_fields}
+    try:
+        cfg = StackConfig.model_validate({k: v for k, v in plain.items() if k not in extra_secrets})
+    except ValidationError as exc:
+        problems = problems_of(exc)
+        problems += [(k, "unknown key; check its spelling against the config reference in README.md") for k in sorted(extra_secrets)]
+        raise ConfigError(problems) from None
+    problems = _secret_problems(raw, secrets, cfg) if require_secrets else []
+    cloud = set(cfg.cloud_secret_keys())
+    problems += [
+        (k, "unknown key; check its spelling against the config reference in README.md")
+        for k in sorted(extra_secrets - cloud)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_stack_file(path: str | Path) -> StackFile:
+    """Read a `Pulumi.<stack>.yaml` file and validate its `config:` block."""
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([(str(p), f"cannot read the stack file: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([(str(p), f"not valid YAML: {exc}")]) from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("config"), Mapping):
+        raise ConfigError([(str(p), "expected a Pulumi stack file with a top-level 'config:' mapping")])
+    plain, secrets = split_pulumi_config(doc["config"])
+    return StackFile(parse_stack_config(plain, secrets), secrets, p)

@@ -1,0 +1,69 @@
+"""Where a model's architecture comes from, in order: its GGUF header, the config's `arch` block, the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.config import ArchConfig, ServerSettings
+from stack.arch import ModelArch, split_weights, uniform_layers, swa_layers
+from stack.arch_gguf import arch_from_header
+from stack.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
+from stack.gguf_header import GgufError, read_header_file
+
+MIB = 1024 * 1024
+
+
+class ArchUnavailable(LookupError):
+    """No source could describe the model; the message says which key to add."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+def arch_from_config(a: ArchConfig, file_name: str, source: str) -> ModelArch:
+    swa = swa_layers(a.n_layer, a.sliding_window_pattern) if a.sliding_window else None
+    weights = split_weights(
+        int(a.weights_mib * MIB),
+        n_layer=a.n_layer,
+        n_vocab=a.n_vocab,
+        n_embd=a.n_embd,
+        embd_bytes_per_elem=EMBD_BYTES_PER_ELEM.get(quant_of(file_name) or "", 144 / 256),
+        tied=a.tied_embeddings and a.causal,
+    )
+    return ModelArch(
+        architecture="config",
+        n_embd=a.n_embd,
+        n_head=a.n_head,
+        n_ff=a.n_ff,
+        n_vocab=a.n_vocab,
+        n_ctx_train=a.n_ctx_train or 0,
+        layers=uniform_layers(a.n_layer, a.n_head_kv, a.head_dim, swa=swa, has_kv=a.causal and a.n_head_kv > 0),
+        weights=weights,
+        source=source,
+        causal=a.causal,
+        n_swa=a.sliding_window,
+    )
+
+
+def resolve_arch(settings: ServerSettings, key: str, models_dir: Path | None) -> ModelArch:
+    """`key` is the config path of the model (e.g. `models.chat`), used in sources and errors."""
+    if models_dir is not None:
+        path = models_dir / settings.file
+        if path.is_file():
+            try:
+                return arch_from_header(read_header_file(path), f"gguf: {path}")
+            except (GgufError, ValueError) as exc:
+                raise ArchUnavailable(f"{key}.file", f"{path} is not a readable GGUF model: {exc}") from None
+    if settings.arch is not None:
+        return arch_from_config(settings.arch, settings.file, f"config: {key}.arch")
+    try:
+        return lookup(settings.file, settings.catalog)
+    except CatalogMiss as exc:
+        where = f"{key}.catalog" if settings.catalog else f"{key}.file"
+        raise ArchUnavailable(
+            where,
+            f"cannot size {settings.file!r}: the file is not readable here and {exc}. "
+            f"Put the GGUF under models_dir, or add {key}.arch (n_layer, n_embd, n_head, n_head_kv, head_dim, "
+            "n_ff, n_vocab, weights_mib)",
+        ) from None

