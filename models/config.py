@@ -7,7 +7,7 @@ raise errors that start with the key path they concern, so the message names wha
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Literal, Self
 
@@ -43,7 +43,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
-class CacheType(str, Enum):
+class CacheType(StrEnum):
     """KV cache element types llama-server accepts for `-ctk`/`-ctv`."""
 
     f32 = "f32"
@@ -69,7 +69,7 @@ class GpuConfig(Strict):
     vram_mib: Annotated[int, Field(ge=0)] | None = None
     reserve_mib: Annotated[int, Field(ge=0)] | None = None
     overhead_mib: Annotated[int, Field(ge=0)] | None = None
-    device: str = Field("all", pattern=r"^(all|device=[A-Za-z0-9-]+)$")
+    device: Annotated[str, Field(pattern=r"^(all|device=[A-Za-z0-9-]+)$")] = "all"
 
     @field_validator("profile")
     @classmethod
@@ -273,7 +273,7 @@ class PortsConfig(Strict):
 
 
 class NetworkConfig(Strict):
-    name: str = Field("llm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")] = "llm"
 
 
 class LlamaSwapConfig(Strict):
@@ -309,7 +309,7 @@ class StackConfig(Strict):
 
     gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
     models_dir: str
-    bind_address: str = Field("127.0.0.1", pattern=r"^(\d{1,3}(\.\d{1,3}){3}|::1?|localhost)$")
+    bind_address: Annotated[str, Field(pattern=r"^(\d{1,3}(\.\d{1,3}){3}|::1?|localhost)$")] = "127.0.0.1"
     network: NetworkConfig = Field(default_factory=lambda: NetworkConfig())
     ports: PortsConfig = Field(default_factory=lambda: PortsConfig())
     images: ImagesConfig = Field(default_factory=lambda: ImagesConfig())

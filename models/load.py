@@ -19,6 +19,8 @@ from models.config import SECRET_KEYS, StackConfig
 PROVIDER_NAMESPACES = frozenset({"docker", "pulumi"})
 """Config namespaces that belong to providers or the engine, not to this project."""
 
+UNKNOWN_KEY = "unknown key; check its spelling against the config reference in README.md"
+
 
 class ConfigError(ValueError):
     """An invalid stack config; each problem names the key path and what was expected."""
@@ -55,7 +57,7 @@ def _join(prefix: str, sub: str) -> str:
 
 def _describe(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
-        return "unknown key; check its spelling against the config reference in README.md"
+        return UNKNOWN_KEY
     if err["type"] == "missing":
         return "required key is missing"
     msg = str(err["msg"])
@@ -102,7 +104,9 @@ def _secret_problems(plain: Mapping[str, Any], secrets: frozenset[str], cfg: Sta
     if cfg.litellm.enabled:
         for key in ("litellm_master_key", *cloud):
             if key not in secrets and key not in plain:
-                problems.append((key, f"required when litellm.enabled is true: pulumi config set --secret {key} <value>"))
+                problems.append(
+                    (key, f"required when litellm.enabled is true: pulumi config set --secret {key} <value>")
+                )
     return problems
 
 
@@ -110,20 +114,16 @@ def parse_stack_config(
     raw: Mapping[str, Any], secrets: frozenset[str] = frozenset(), *, require_secrets: bool = True
 ) -> StackConfig:
     """Validate plain config values; secrets are checked by name only (their values stay encrypted)."""
-    plain = {k: v for k, v in raw.items() if k not in SECRET_KEYS}
-    extra_secrets = {k for k in plain if k not in StackConfig.model_fields}
+    known = set(StackConfig.model_fields)
+    unknown = sorted(k for k in raw if k not in known and k not in SECRET_KEYS)
     try:
-        cfg = StackConfig.model_validate({k: v for k, v in plain.items() if k not in extra_secrets})
+        cfg = StackConfig.model_validate({k: v for k, v in raw.items() if k in known})
     except ValidationError as exc:
-        problems = problems_of(exc)
-        problems += [(k, "unknown key; check its spelling against the config reference in README.md") for k in sorted(extra_secrets)]
-        raise ConfigError(problems) from None
-    problems = _secret_problems(raw, secrets, cfg) if require_secrets else []
+        raise ConfigError(problems_of(exc) + [(k, UNKNOWN_KEY) for k in unknown]) from None
     cloud = set(cfg.cloud_secret_keys())
-    problems += [
-        (k, "unknown key; check its spelling against the config reference in README.md")
-        for k in sorted(extra_secrets - cloud)
-    ]
+    problems = [(k, UNKNOWN_KEY) for k in unknown if k not in cloud]
+    if require_secrets:
+        problems += _secret_problems(raw, secrets, cfg)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -53,6 +53,13 @@ class WeightsSpec:
             on_gpu += self.output_bytes + self.tied_output_bytes + self.cuda_pad_bytes
         return on_gpu
 
+    def host_bytes(self, n_gpu_layers: int) -> int:
+        """Bytes left in host memory: the input layer, and layers not offloaded."""
+        n_layer = len(self.layer_bytes)
+        first = min(max(n_layer + 1 - n_gpu_layers, 0), n_layer) if n_gpu_layers > 0 else n_layer
+        host = self.input_bytes + sum(self.layer_bytes[:first])
+        return host if n_gpu_layers > n_layer else host + self.output_bytes
+
 
 @dataclass(frozen=True)
 class Recurrent:

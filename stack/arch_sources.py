@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.config import ArchConfig, ServerSettings
-from stack.arch import ModelArch, split_weights, uniform_layers, swa_layers
+from stack.arch import ModelArch, split_weights, swa_layers, uniform_layers
 from stack.arch_gguf import arch_from_header
 from stack.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
 from stack.gguf_header import GgufError, read_header_file

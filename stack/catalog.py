@@ -70,7 +70,7 @@ class CatalogEntry:
 
 
 def _gb(x: float) -> int:
-    return int(round(x * 1e9))
+    return round(x * 1e9)
 
 
 CATALOG: tuple[CatalogEntry, ...] = (

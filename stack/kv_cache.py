@@ -83,7 +83,9 @@ def kv_cache_size(
     kv_unified: bool,
     swa_full: bool = False,
     alignment: int = 1,
+    first_layer: int = 0,
 ) -> KvSize:
+    """KV of layers `first_layer..`: with partial offload only those layers' cache is on the GPU."""
     if not arch.causal:
         return KvSize(0, 0, 0, 0, 0)
     n_swa_cells = swa_cells(arch, shape, ubatch, swa_full, kv_unified) if arch.has_swa else 0
@@ -91,7 +93,7 @@ def kv_cache_size(
     v_max = arch.max_n_embd_v_gqa
     k_total = v_total = 0
     n_layers = 0
-    for layer in arch.layers:
+    for layer in arch.layers[first_layer:]:
         if not layer.has_kv:
             continue
         n_layers += 1

@@ -1,0 +1,59 @@
+"""`python -m stack plan`: validate and size a stack config without the Pulumi CLI.
+
+Exit codes: 0 valid and fits, 1 invalid config, 2 valid but a co-resident set does not fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.load import ConfigError, load_stack_file
+from stack.plan import build_plan
+from stack.report import render_text
+
+EXIT_OK, EXIT_INVALID, EXIT_DOES_NOT_FIT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="validate a stack config and print its VRAM report")
+    plan.add_argument("--config", default="Pulumi.dev.yaml", help="stack file (default: %(default)s)")
+    plan.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    plan.add_argument(
+        "--models-dir",
+        help="where the GGUF files are readable here (default: the config's models_dir, when it exists)",
+    )
+    return parser
+
+
+def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
+    try:
+        stack_file = load_stack_file(config)
+        cfg = stack_file.config
+        local = Path(models_dir) if models_dir else Path(cfg.models_dir)
+        plan = build_plan(cfg, local if local.is_dir() else None)
+    except ConfigError as exc:
+        if as_json:
+            print(json.dumps({"valid": False, "errors": [{"key": k, "message": m} for k, m in exc.problems]}))
+        else:
+            print(f"{config}: invalid stack config", file=sys.stderr)
+            for key, msg in exc.problems:
+                print(f"  {key}: {msg}", file=sys.stderr)
+        return EXIT_INVALID
+    if as_json:
+        print(json.dumps({"valid": True, **plan.to_json()}, indent=2))
+    else:
+        print(render_text(plan), end="")
+    return EXIT_OK if plan.fits else EXIT_DOES_NOT_FIT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "plan":
+        return run_plan(args.config, args.json, args.models_dir)
+    return EXIT_INVALID

@@ -1,0 +1,135 @@
+"""The sizing gate for a whole stack: every process sized, every co-resident set checked.
+
+`build_plan` is pure apart from reading GGUF headers under `models_dir` when they exist here.
+Both `pulumi up` and `python -m stack plan` call it; nothing is deployed unless `Plan.fits`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.config import ServerSettings, StackConfig
+from models.load import ConfigError
+from stack.arch import MIB
+from stack.arch_sources import ArchUnavailable, resolve_arch
+from stack.compute_buffer import Calibration, calibration_for
+from stack.fit import Suggestion, suggest_fixes
+from stack.residency import co_resident_sets
+from stack.sizing import ProcessSize, size_process
+
+_BUILD_RE = re.compile(r"-b(\d{3,6})(?:$|[^0-9])")
+
+
+def llama_cpp_build(image: str) -> int | None:
+    """The llama.cpp build number in an image tag such as `server-cuda-b11434`."""
+    m = _BUILD_RE.search(image.split("@", 1)[0].rpartition(":")[2])
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    members: tuple[str, ...]
+    total_bytes: int
+    budget_bytes: int
+    suggestions: tuple[Suggestion, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.budget_bytes <= 0 or self.total_bytes <= self.budget_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        return self.budget_bytes - self.total_bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "members": list(self.members),
+            "total_mib": round(self.total_bytes / MIB, 2),
+            "fits": self.fits,
+            "headroom_mib": round(self.headroom_bytes / MIB, 2),
+            "suggestions": [s.to_json() for s in self.suggestions],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: StackConfig
+    calibration: Calibration
+    processes: dict[str, ProcessSize]
+    scenarios: tuple[Scenario, ...]
+    always_on: tuple[str, ...] = field(default=())
+
+    @property
+    def budget_bytes(self) -> int:
+        return 0 if self.config.gpu.cpu_only else self.config.gpu.budget_mib * MIB
+
+    @property
+    def fits(self) -> bool:
+        return all(s.fits for s in self.scenarios)
+
+    def to_json(self) -> dict[str, Any]:
+        gpu = self.config.gpu
+        return {
+            "fits": self.fits,
+            "budget_mib": self.budget_bytes // MIB,
+            "gpu": {
+                "profile": gpu.profile,
+                "name": gpu.resolved_name,
+                "vram_mib": gpu.resolved_vram_mib,
+                "reserve_mib": gpu.resolved_reserve_mib,
+                "overhead_mib": gpu.resolved_overhead_mib,
+            },
+            "llama_cpp_build": self.calibration.build,
+            "calibration": self.calibration.note,
+            "always_on": list(self.always_on),
+            "models": {pid: p.to_json() for pid, p in self.processes.items()},
+            "scenarios": [s.to_json() for s in self.scenarios],
+        }
+
+
+def _servers(cfg: StackConfig) -> list[tuple[str, str, ServerSettings, bool]]:
+    out: list[tuple[str, str, ServerSettings, bool]] = [
+        (mid, f"models.{mid}", m, False) for mid, m in cfg.models.items()
+    ]
+    if cfg.embedding is not None:
+        out.append((cfg.embedding.name, "embeddings", cfg.embedding, True))
+    return out
+
+
+def size_all(cfg: StackConfig, models_dir: Path | None, calibration: Calibration) -> dict[str, ProcessSize]:
+    sizes: dict[str, ProcessSize] = {}
+    problems: list[tuple[str, str]] = []
+    for pid, key, settings, embedding in _servers(cfg):
+        try:
+            arch = resolve_arch(settings, key, models_dir)
+        except ArchUnavailable as exc:
+            problems.append((exc.key, str(exc).split(": ", 1)[1]))
+            continue
+        swa_full = bool(getattr(settings, "swa_full", False))
+        sizes[pid] = size_process(
+            pid, key, settings, arch, cfg.gpu, calibration, embedding=embedding, swa_full=swa_full
+        )
+    if problems:
+        raise ConfigError(problems)
+    return sizes
+
+
+def build_plan(cfg: StackConfig, models_dir: Path | None = None) -> Plan:
+    """Size every process and check every set that can share the GPU. Raises ConfigError if unsizable."""
+    calibration = calibration_for(llama_cpp_build(cfg.images.llama_server))
+    sizes = size_all(cfg, models_dir, calibration)
+    always_on = (cfg.embedding.name,) if cfg.embedding is not None else ()
+    budget = 0 if cfg.gpu.cpu_only else cfg.gpu.budget_mib * MIB
+    scenarios = []
+    for members in co_resident_sets(cfg):
+        resident = members + always_on
+        total = sum(sizes[m].total_bytes for m in resident)
+        scenario = Scenario(resident, total, budget)
+        if not scenario.fits:
+            fixes = suggest_fixes(cfg, resident, sizes, budget, calibration)
+            scenario = Scenario(resident, total, budget, tuple(fixes))
+        scenarios.append(scenario)
+    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on)

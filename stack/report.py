@@ -1,0 +1,66 @@
+"""The human-readable VRAM report: a bar per co-resident set against the budget, and fixes."""
+
+from __future__ import annotations
+
+from stack.arch import MIB
+from stack.plan import Plan
+
+BAR_WIDTH = 40
+
+
+def _bar(used: int, budget: int) -> str:
+    if budget <= 0:
+        return ""
+    filled = min(BAR_WIDTH, round(BAR_WIDTH * used / budget))
+    over = used > budget
+    return "[" + ("#" * filled).ljust(BAR_WIDTH, ".") + "]" + (" OVER" if over else "")
+
+
+def _mib(b: int) -> str:
+    return f"{b / MIB:,.0f}"
+
+
+def render_text(plan: Plan) -> str:
+    cfg = plan.config
+    gpu = cfg.gpu
+    lines: list[str] = []
+    if gpu.cpu_only:
+        lines.append("Device: CPU only (profile cpu): sizes are host memory; no VRAM budget applies.")
+    else:
+        lines.append(
+            f"GPU: {gpu.resolved_name}: {gpu.resolved_vram_mib:,} MiB - reserve {gpu.resolved_reserve_mib:,} MiB"
+            f" = budget {gpu.budget_mib:,} MiB; per-process overhead {gpu.resolved_overhead_mib} MiB"
+        )
+    lines.append(f"Compute-buffer rules: {plan.calibration.note}")
+    lines.append("")
+    header = f"{'process':<20} {'weights':>8} {'KV':>7} {'state':>6} {'compute':>8} {'ovh':>5} {'total':>8}  source"
+    lines.append(header + "   (MiB)")
+    for pid, p in plan.processes.items():
+        tag = " (always on)" if pid in plan.always_on else ""
+        lines.append(
+            f"{pid:<20} {_mib(p.weights_bytes):>8} {_mib(p.kv_bytes):>7} {_mib(p.recurrent_bytes):>6} "
+            f"{_mib(p.compute_bytes):>8} {_mib(p.overhead_bytes):>5} {_mib(p.total_bytes):>8}  {p.arch.source}{tag}"
+        )
+        if p.arch.causal:
+            detail = f"{p.kv.cells} cells x {p.shape.n_stream} stream(s), {p.kv.layers_with_kv} layers with KV"
+            detail += f", {p.kv.swa_cells} SWA cells" if p.kv.swa_cells else ""
+        else:
+            detail = "encoder: no KV cache"
+        lines.append(f"{'':<20} -c {p.shape.n_ctx} -np {p.shape.n_seq_max}: {detail}")
+    lines.append("")
+    lines.append("Co-resident sets (every set of processes llama-swap's groups allow on the GPU at once):")
+    budget = plan.budget_bytes
+    for s in plan.scenarios:
+        status = "fits" if s.fits else "DOES NOT FIT"
+        room = f", headroom {_mib(s.headroom_bytes)} MiB" if budget > 0 else ""
+        lines.append(f"  {' + '.join(s.members)}")
+        lines.append(f"    {_bar(s.total_bytes, budget)} {_mib(s.total_bytes)} / {_mib(budget)} MiB: {status}{room}")
+        for fix in s.suggestions:
+            lines.append(f"    fix: {fix.text} -> {fix.model} {fix.total_mib:,.0f} MiB")
+        if not s.fits and not s.suggestions:
+            lines.append("    fix: no single-model change fits; use a smaller quant, fewer co-resident models "
+                         "(a swap group), or a GPU with more VRAM")
+    lines.append("")
+    verdict = "every co-resident set fits." if plan.fits else "refused: a co-resident set does not fit."
+    lines.append(f"Verdict: {verdict}")
+    return "\n".join(lines) + "\n"

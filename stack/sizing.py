@@ -1,0 +1,132 @@
+"""Memory of one llama-server process: weights + KV cache + recurrent state + compute + overhead.
+
+The master formula of ../shared/reference/llama-cpp-memory.md §1, one term per module:
+weights placement (`stack.arch.WeightsSpec`), KV and recurrent state (`stack.kv_cache`),
+compute buffer (`stack.compute_buffer`), per-process overhead (`models.gpu_profiles`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.config import GpuConfig, ServerSettings
+from stack.arch import MIB, ModelArch
+from stack.compute_buffer import Calibration, ComputeSize, compute_buffer_size
+from stack.kv_cache import ContextShape, KvSize, context_shape, kv_cache_size, recurrent_state_bytes, swa_cells
+
+CUDA_BUFFER_ALIGNMENT = 128
+
+
+@dataclass(frozen=True)
+class ProcessSize:
+    """One process's footprint on the device it runs on (VRAM, or RAM for the cpu profile)."""
+
+    id: str
+    key: str
+    role: str
+    arch: ModelArch
+    shape: ContextShape
+    kv: KvSize
+    compute: ComputeSize
+    weights_bytes: int
+    recurrent_bytes: int
+    overhead_bytes: int
+    host_weights_bytes: int
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv.bytes
+
+    @property
+    def compute_bytes(self) -> int:
+        return self.compute.bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes + self.overhead_bytes
+
+    @property
+    def total_mib(self) -> float:
+        return self.total_bytes / MIB
+
+    def to_json(self) -> dict[str, Any]:
+        def mib(b: int) -> float:
+            return round(b / MIB, 2)
+
+        return {
+            "role": self.role,
+            "key": self.key,
+            "weights_mib": mib(self.weights_bytes),
+            "kv_mib": mib(self.kv_bytes),
+            "recurrent_mib": mib(self.recurrent_bytes),
+            "compute_mib": mib(self.compute_bytes),
+            "overhead_mib": mib(self.overhead_bytes),
+            "total_mib": mib(self.total_bytes),
+            "host_weights_mib": mib(self.host_weights_bytes),
+            "source": self.arch.source,
+            "architecture": self.arch.architecture,
+            "n_ctx": self.shape.n_ctx,
+            "n_ctx_seq": self.shape.n_ctx_seq,
+            "n_seq_max": self.shape.n_seq_max,
+            "kv_cells": self.kv.cells,
+            "swa_cells": self.kv.swa_cells,
+        }
+
+
+def size_process(
+    model_id: str,
+    key: str,
+    settings: ServerSettings,
+    arch: ModelArch,
+    gpu: GpuConfig,
+    calibration: Calibration,
+    *,
+    embedding: bool = False,
+    swa_full: bool = False,
+) -> ProcessSize:
+    cuda = not gpu.cpu_only
+    ngl = settings.n_gpu_layers if cuda else 0
+    shape = context_shape(settings.ctx_size, settings.parallel, settings.kv_unified)
+    flash = settings.flash_attn == "on"
+    first_gpu_layer = max(arch.n_layer + 1 - ngl, 0) if cuda else 0
+    kv = kv_cache_size(
+        arch,
+        shape,
+        cache_type_k=settings.cache_type_k,
+        cache_type_v=settings.cache_type_v,
+        flash_attn=flash,
+        ubatch=settings.ubatch,
+        kv_unified=settings.kv_unified,
+        swa_full=swa_full,
+        alignment=CUDA_BUFFER_ALIGNMENT if cuda else 1,
+        first_layer=min(first_gpu_layer, arch.n_layer),
+    )
+    n_swa_cells = swa_cells(arch, shape, settings.ubatch, swa_full, settings.kv_unified) if arch.has_swa else 0
+    compute = compute_buffer_size(
+        arch,
+        shape,
+        ubatch=settings.ubatch,
+        batch=settings.batch,
+        flash_attn=flash,
+        cache_type_k=settings.cache_type_k,
+        cache_type_v=settings.cache_type_v,
+        swa_cells=n_swa_cells,
+        embedding=embedding,
+        cuda=cuda,
+        calibration=calibration,
+    )
+    weights = arch.weights.gpu_bytes(ngl) if cuda else arch.weights.total_bytes
+    return ProcessSize(
+        id=model_id,
+        key=key,
+        role="embedding" if embedding else "model",
+        arch=arch,
+        shape=shape,
+        kv=kv,
+        compute=compute,
+        weights_bytes=weights,
+        recurrent_bytes=recurrent_state_bytes(arch, shape.n_seq_max),
+        overhead_bytes=gpu.resolved_overhead_mib * MIB if cuda else 0,
+        host_weights_bytes=arch.weights.host_bytes(ngl) if cuda else 0,
+    )
