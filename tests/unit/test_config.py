@@ -1,0 +1,100 @@
+"""The typed config: every bad input is refused before anything is sized or deployed, naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models import ConfigError, load_stack_file, parse_stack_config
+from models.config import CacheType
+from models.load import split_pulumi_config
+from tests.unit.helpers import REPO, stack
+
+BAD_CONFIGS = sorted((REPO / "tests" / "data" / "bad_configs").glob("*.yaml"))
+
+
+def _expected_key(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: <key path>'"
+    return first.removeprefix("# expect: ").strip()
+
+
+def test_corpus_is_not_empty() -> None:
+    assert len(BAD_CONFIGS) >= 25
+
+
+@pytest.mark.parametrize("path", BAD_CONFIGS, ids=lambda p: p.stem)
+def test_bad_config_is_rejected_naming_the_key(path: Path) -> None:
+    from stack.plan import build_plan
+
+    with pytest.raises(ConfigError) as info:
+        build_plan(load_stack_file(path).config)
+    keys = [key for key, _ in info.value.problems]
+    assert _expected_key(path) in keys, f"problems: {info.value.problems}"
+    assert all(msg for _, msg in info.value.problems)
+
+
+def test_default_stack_is_valid() -> None:
+    cfg = load_stack_file(REPO / "Pulumi.dev.yaml").config
+    assert set(cfg.models) == {"classifier", "generator", "chat", "agent"}
+    assert cfg.groups["main"].members == ["classifier", "generator", "chat", "agent"]
+    assert cfg.embedding is not None and cfg.embedding.file.startswith("nomic-embed-text-v1.5")
+    assert cfg.litellm.enabled is False
+    assert cfg.bind_address == "127.0.0.1"
+    agent = cfg.models["agent"]
+    assert agent.jinja and agent.cache_type_k in (CacheType.q8_0, CacheType.f16)
+    assert agent.cache_type_v in (CacheType.q8_0, CacheType.f16)
+
+
+def test_prefixes_are_stripped_and_provider_keys_ignored() -> None:
+    plain, secrets = split_pulumi_config(
+        {
+            "docker:host": "unix:///var/run/docker.sock",
+            "my-fork:models_dir": "/m",
+            "local-llm-stack:litellm_master_key": {"secure": "v1:xyz"},
+        }
+    )
+    assert plain == {"models_dir": "/m"}
+    assert secrets == {"litellm_master_key"}
+
+
+def test_several_problems_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config(
+            {
+                "models_dir": "/srv/models",
+                "models": {"a": {"file": "x.gguf", "ctx_size": 0, "parallel": 0}},
+            }
+        )
+    keys = {k for k, _ in info.value.problems}
+    assert {"models.a.ctx_size", "models.a.parallel"} <= keys
+
+
+def test_cloud_secret_must_be_set_when_litellm_enabled() -> None:
+    raw = {
+        "models_dir": "/srv/models",
+        "models": {"chat": {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}},
+        "litellm": {
+            "enabled": True,
+            "fallbacks": [{"name": "cloud", "model": "openai/gpt-4o-mini", "api_key_secret": "openai_api_key"}],
+        },
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config(raw, frozenset({"litellm_master_key"}))
+    assert [k for k, _ in info.value.problems] == ["openai_api_key"]
+    cfg = parse_stack_config(raw, frozenset({"litellm_master_key", "openai_api_key"}))
+    assert cfg.cloud_secret_keys() == ["openai_api_key"]
+
+
+def test_defaults_are_secure() -> None:
+    cfg = stack()
+    assert cfg.bind_address == "127.0.0.1"
+    for image in (cfg.images.llama_swap, cfg.images.llama_server, cfg.images.litellm):
+        assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1]
+
+
+def test_configs_are_immutable() -> None:
+    cfg = stack()
+    with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
+        cfg.models["chat"].ctx_size = 1  # type: ignore[misc]
