@@ -28,7 +28,8 @@ def _write(path: Path, *, n_layer: int = 3, kv_heads: int | list[int] = 2, tied:
     w.add_tensor("token_embd.weight", rng.standard_normal((n_vocab, n_embd), dtype=np.float32).astype(np.float16))
     for il in range(n_layer):
         w.add_tensor(f"blk.{il}.attn_q.weight", rng.standard_normal((n_embd, n_embd), dtype=np.float32))
-        w.add_tensor(f"blk.{il}.ffn_up.weight", rng.standard_normal((n_ff, n_embd), dtype=np.float32).astype(np.float16))
+        up = rng.standard_normal((n_ff, n_embd), dtype=np.float32).astype(np.float16)
+        w.add_tensor(f"blk.{il}.ffn_up.weight", up)
     w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     if not tied:
         w.add_tensor("output.weight", rng.standard_normal((n_vocab, n_embd), dtype=np.float32).astype(np.float16))

@@ -76,7 +76,8 @@ def test_plan_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str])
     assert doc["fits"] is True and doc["budget_mib"] == 16303 - 768
     assert set(doc["models"]) == {"classifier", "generator", "chat", "agent", "nomic-embed-text"}
     for m in doc["models"].values():
-        assert {"weights_mib", "kv_mib", "recurrent_mib", "compute_mib", "overhead_mib", "total_mib", "source"} <= set(m)
+        fields = {"weights_mib", "kv_mib", "recurrent_mib", "compute_mib", "overhead_mib", "total_mib", "source"}
+        assert fields <= set(m)
         parts = m["weights_mib"] + m["kv_mib"] + m["recurrent_mib"] + m["compute_mib"] + m["overhead_mib"]
         assert m["total_mib"] == pytest.approx(parts, abs=0.05)
     assert len(doc["scenarios"]) == 4
@@ -107,5 +108,6 @@ def test_plan_exits_2_with_a_fix(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_readme_command_runs_as_a_module() -> None:
     """`python -m stack plan` from the repository root, as the README says."""
-    proc = subprocess.run([sys.executable, "-m", "stack", "plan"], cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-m", "stack", "plan"], cwd=REPO, capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stderr

@@ -86,7 +86,7 @@ def test_gemma3_swa_cells_grow_with_slots_not_ctx() -> None:
     """§2.5/§10: gemma-3-12b at 32k f16: 3488 MiB with 4 unified slots (4608 SWA cells), 2528 with 1 slot."""
     arch = lookup("gemma-3-12b-it-Q4_K_M.gguf")
 
-    def kv(ctx: int, np: int, unified: bool):  # noqa: ANN202
+    def kv(ctx: int, np: int, unified: bool):
         return kv_cache_size(arch, context_shape(ctx, np, unified), cache_type_k=F16, cache_type_v=F16,
                              flash_attn=True, ubatch=512, kv_unified=unified)
 
