@@ -239,6 +239,20 @@ class GroupConfig(Strict):
     members: Annotated[list[ModelId], Field(min_length=1)]
 
 
+MATRIX_VAR = r"^[A-Za-z0-9]{1,8}$"
+
+
+class MatrixConfig(Strict):
+    """llama-swap's matrix router: each set lists models that may be loaded together.
+
+    A request loads its model and evicts whatever lies outside the cheapest set that contains it;
+    a model in no set runs alone. `groups: auto` produces one of these from the sizing.
+    """
+
+    sets: Annotated[dict[Annotated[str, Field(pattern=MATRIX_VAR)], list[ModelId]], Field(min_length=1)]
+    evict_costs: dict[ModelId, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+
 class ImagesConfig(Strict):
     """Pinned image references: a tag other than `latest`, or a digest."""
 
@@ -316,7 +330,8 @@ class StackConfig(Strict):
     images: ImagesConfig = Field(default_factory=lambda: ImagesConfig())
     llama_swap: LlamaSwapConfig = Field(default_factory=lambda: LlamaSwapConfig())
     models: Annotated[dict[ModelId, ModelConfig], Field(min_length=1)]
-    groups: dict[ModelId, GroupConfig] = Field(default_factory=dict)
+    groups: dict[ModelId, GroupConfig] | Literal["auto"] = Field(default_factory=dict)
+    matrix: MatrixConfig | None = None
     embeddings: EmbeddingConfig | None = None
     litellm: LiteLLMConfig = Field(default_factory=lambda: LiteLLMConfig())
 
@@ -346,8 +361,19 @@ class StackConfig(Strict):
 
     def _group_errors(self) -> list[tuple[str, str]]:
         errors: list[tuple[str, str]] = []
+        if self.matrix is not None:
+            if self.groups:
+                errors.append(("matrix", "groups and matrix cannot both be set (llama-swap refuses it); keep one"))
+            known = sorted(self.models)
+            for sid, members in self.matrix.sets.items():
+                for i, member in enumerate(members):
+                    if member not in self.models:
+                        errors.append((f"matrix.sets.{sid}[{i}]", f"unknown model {member!r}; known: {known}"))
+            for mid in self.matrix.evict_costs:
+                if mid not in self.models:
+                    errors.append((f"matrix.evict_costs.{mid}", f"unknown model {mid!r}; known: {known}"))
         owner: dict[str, str] = {}
-        for gid, group in self.groups.items():
+        for gid, group in self.explicit_groups.items():
             for i, member in enumerate(group.members):
                 where = f"groups.{gid}.members[{i}]"
                 if member not in self.models:
@@ -406,8 +432,13 @@ class StackConfig(Strict):
         """The embedding server when it is deployed."""
         return self.embeddings if self.embeddings is not None and self.embeddings.enabled else None
 
+    @property
+    def explicit_groups(self) -> dict[str, GroupConfig]:
+        """The configured groups; empty for `groups: auto` until the sizing resolves it into a matrix."""
+        return {} if self.groups == "auto" else self.groups
+
     def group_of(self, model_id: str) -> str | None:
-        for gid, group in self.groups.items():
+        for gid, group in self.explicit_groups.items():
             if model_id in group.members:
                 return gid
         return None

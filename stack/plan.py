@@ -15,6 +15,7 @@ from models.config import ServerSettings, StackConfig
 from models.load import ConfigError
 from stack.arch import MIB
 from stack.arch_sources import ArchUnavailable, resolve_arch
+from stack.auto_groups import auto_group
 from stack.compute_buffer import Calibration, calibration_for
 from stack.fit import Suggestion, suggest_fixes
 from stack.residency import co_resident_sets
@@ -61,6 +62,8 @@ class Plan:
     processes: dict[str, ProcessSize]
     scenarios: tuple[Scenario, ...]
     always_on: tuple[str, ...] = field(default=())
+    grouping: tuple[str, ...] = field(default=())
+    """How `groups: auto` was resolved; `config` then holds the resulting matrix."""
 
     @property
     def budget_bytes(self) -> int:
@@ -85,6 +88,8 @@ class Plan:
             "llama_cpp_build": self.calibration.build,
             "calibration": self.calibration.note,
             "always_on": list(self.always_on),
+            "grouping": list(self.grouping),
+            "matrix": self.config.matrix.model_dump() if self.config.matrix is not None else None,
             "models": {pid: p.to_json() for pid, p in self.processes.items()},
             "scenarios": [s.to_json() for s in self.scenarios],
         }
@@ -118,11 +123,19 @@ def size_all(cfg: StackConfig, models_dir: Path | None, calibration: Calibration
 
 
 def build_plan(cfg: StackConfig, models_dir: Path | None = None) -> Plan:
-    """Size every process and check every set that can share the GPU. Raises ConfigError if unsizable."""
+    """Size every process and check every set that can share the GPU. Raises ConfigError if unsizable.
+
+    With `groups: auto` the returned plan's `config` carries the generated matrix: deploy that one.
+    """
     calibration = calibration_for(llama_cpp_build(cfg.images.llama_server))
     sizes = size_all(cfg, models_dir, calibration)
     always_on = (cfg.embedding.name,) if cfg.embedding is not None else ()
     budget = 0 if cfg.gpu.cpu_only else cfg.gpu.budget_mib * MIB
+    grouping: tuple[str, ...] = ()
+    if cfg.groups == "auto":
+        auto = auto_group(cfg, sizes, budget)
+        cfg = cfg.model_copy(update={"groups": {}, "matrix": auto.matrix})
+        grouping = auto.explanation
     scenarios = []
     for members in co_resident_sets(cfg):
         resident = members + always_on
@@ -132,4 +145,4 @@ def build_plan(cfg: StackConfig, models_dir: Path | None = None) -> Plan:
             fixes = suggest_fixes(cfg, resident, sizes, budget, calibration)
             scenario = Scenario(resident, total, budget, tuple(fixes))
         scenarios.append(scenario)
-    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on)
+    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, grouping)

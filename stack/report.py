@@ -48,7 +48,10 @@ def render_text(plan: Plan) -> str:
             detail = "encoder: no KV cache"
         lines.append(f"{'':<20} -c {p.shape.n_ctx} -np {p.shape.n_seq_max}: {detail}")
     lines.append("")
-    lines.append("Co-resident sets (every set of processes llama-swap's groups allow on the GPU at once):")
+    if plan.grouping:
+        lines.extend(plan.grouping)
+        lines.append("")
+    lines.append("Co-resident sets (every set of processes llama-swap's routing allows on the GPU at once):")
     budget = plan.budget_bytes
     for s in plan.scenarios:
         status = "fits" if s.fits else "DOES NOT FIT"

@@ -1,4 +1,4 @@
-"""Which llama-swap models can be loaded at the same time, from llama-swap's group rules.
+"""Which llama-swap models can be loaded at the same time, from llama-swap's group or matrix rules.
 
 llama-swap v250 (internal/router/group.go): loading target t evicts a running model m when m is
 in t's group and that group swaps, or when m is in another group, t's group is exclusive and m's
@@ -28,6 +28,8 @@ class SwapGroup:
 
 
 def swap_groups(cfg: StackConfig) -> list[SwapGroup]:
+    if cfg.groups == "auto":
+        raise ValueError("groups: auto must be resolved by the sizing (stack.auto_groups) before residency")
     groups = [
         SwapGroup(gid, g.swap, g.exclusive, g.persistent, tuple(g.members)) for gid, g in sorted(cfg.groups.items())
     ]
@@ -70,8 +72,16 @@ def reachable_states(groups: list[SwapGroup]) -> set[frozenset[str]]:
     return seen
 
 
+def matrix_states(cfg: StackConfig) -> set[frozenset[str]]:
+    """Matrix router (internal/router/matrix_solver.go): a set permits any subset; others run alone."""
+    assert cfg.matrix is not None
+    sets = {frozenset(members) for members in cfg.matrix.sets.values()}
+    listed = {m for s in sets for m in s}
+    return sets | {frozenset({m}) for m in cfg.models if m not in listed}
+
+
 def co_resident_sets(cfg: StackConfig) -> list[tuple[str, ...]]:
     """Maximal sets of llama-swap models that can be loaded together, sorted for stable output."""
-    states = reachable_states(swap_groups(cfg))
+    states = matrix_states(cfg) if cfg.matrix is not None else reachable_states(swap_groups(cfg))
     maximal = [s for s in states if s and not any(s < other for other in states)]
     return sorted((tuple(sorted(s)) for s in maximal), key=lambda s: (-len(s), s))
