@@ -29,7 +29,8 @@ MANAGED_FLAGS = frozenset(
         "--cache-type-v", "-ub", "--ubatch-size", "-b", "--batch-size", "-kvu", "--kv-unified",
         "--no-kv-unified", "--port", "--host", "--fit", "-fit", "--jinja", "--no-jinja",
         "--api-key", "--api-key-file", "--embedding", "--embeddings", "--swa-full", "-md",
-        "--model-draft", "--mmproj", "-mm", "-hf", "--hf-repo", "-mu", "--model-url",
+        "--model-draft", "--mmproj", "-mm", "-hf", "--hf-repo", "-mu", "--model-url", "-a", "--alias",
+        "--pooling",
     }
 )
 
@@ -146,6 +147,7 @@ class ArchConfig(Strict):
 
 
 def _check_relative_gguf(v: str) -> str:
+    _check_no_macro(v)
     p = PurePosixPath(v)
     if p.is_absolute() or ".." in p.parts:
         raise ValueError(f"{v!r} must be a path relative to models_dir, without '..'")
@@ -154,8 +156,15 @@ def _check_relative_gguf(v: str) -> str:
     return v
 
 
+def _check_no_macro(v: str) -> str:
+    if "${" in v:
+        raise ValueError(f"{v!r} contains '${{', which llama-swap would read as a macro")
+    return v
+
+
 def _check_extra_args(v: list[str]) -> list[str]:
     for arg in v:
+        _check_no_macro(arg)
         flag = arg.split("=", 1)[0]
         if flag in MANAGED_FLAGS:
             raise ValueError(
@@ -316,6 +325,7 @@ class LiteLLMConfig(Strict):
 
 
 SECRET_KEYS = ("api_key", "litellm_master_key")
+RESERVED_ENV = frozenset({"LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "LLAMA_API_KEY"})
 """Config keys that must be Pulumi secrets (`pulumi config set --secret`); cloud keys are named per fallback."""
 
 
@@ -420,7 +430,13 @@ class StackConfig(Strict):
                         f"litellm.fallbacks[{i}].fallback_for[{j}]",
                         f"unknown model {target!r}; known models: {sorted(local)}",
                     ))
-            if fb.api_key_secret in SECRET_KEYS:
+            if fb.api_key_secret.upper() in RESERVED_ENV:
+                errors.append((
+                    f"litellm.fallbacks[{i}].api_key_secret",
+                    f"{fb.api_key_secret!r} becomes env var {fb.api_key_secret.upper()}, which the stack sets itself; "
+                    "pick another name",
+                ))
+            elif fb.api_key_secret in SECRET_KEYS:
                 errors.append((
                     f"litellm.fallbacks[{i}].api_key_secret",
                     f"{fb.api_key_secret!r} is reserved; name the cloud key's own secret, e.g. openai_api_key",

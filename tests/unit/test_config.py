@@ -38,7 +38,7 @@ def test_bad_config_is_rejected_naming_the_key(path: Path) -> None:
 def test_default_stack_is_valid() -> None:
     cfg = load_stack_file(REPO / "Pulumi.dev.yaml").config
     assert set(cfg.models) == {"classifier", "generator", "chat", "agent"}
-    assert cfg.groups["main"].members == ["classifier", "generator", "chat", "agent"]
+    assert cfg.explicit_groups["main"].members == ["classifier", "generator", "chat", "agent"]
     assert cfg.embedding is not None and cfg.embedding.file.startswith("nomic-embed-text-v1.5")
     assert cfg.litellm.enabled is False
     assert cfg.bind_address == "127.0.0.1"
@@ -97,4 +97,4 @@ def test_defaults_are_secure() -> None:
 def test_configs_are_immutable() -> None:
     cfg = stack()
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
-        cfg.models["chat"].ctx_size = 1  # type: ignore[misc]
+        cfg.models["chat"].ctx_size = 1

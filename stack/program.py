@@ -1,0 +1,102 @@
+"""The Pulumi program: read the stack config, refuse what is invalid or does not fit, then deploy.
+
+Validation and sizing happen before the first resource is registered, so a refused config changes
+nothing on the host. It goes through `models.load.parse_stack_config` and `stack.plan.build_plan`, the
+same gate as `python -m stack plan`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from models.config import StackConfig
+from models.load import ConfigError, parse_stack_config
+from stack.components import LocalLlmStack
+from stack.plan import build_plan
+from stack.report import render_text
+
+STACK_RESOURCE_NAME = "local-llm-stack"
+
+
+class StackRefused(pulumi.RunError):
+    """Raised before any resource exists; Pulumi prints the message without a traceback."""
+
+
+def _decode(value: Any) -> Any:
+    """Objects and lists arrive as JSON text; plain strings (paths, addresses) are kept as they are."""
+    if not isinstance(value, str):
+        return value
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, dict | list) or decoded is None else value
+
+
+def read_config(project: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """This project's plain config values and the names of its secret keys; secret values are not read here.
+
+    The Python language host loads every key and the secret key list with `set_all_config`; the
+    `PULUMI_CONFIG` environment is the fallback it reads them from.
+    """
+    entries: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_names = set(runtime_config.get_config_secret_keys_env())
+    raw: dict[str, Any] = {}
+    secrets: set[str] = set()
+    prefix = f"{project}:"
+    for full_key, value in entries.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key.removeprefix(prefix)
+        if runtime_config.is_config_secret(full_key) or full_key in secret_names:
+            secrets.add(key)
+        else:
+            raw[key] = _decode(value)
+    return raw, frozenset(secrets)
+
+
+def needed_secrets(cfg: StackConfig, secret_keys: frozenset[str]) -> list[str]:
+    """Secret keys the deployed containers use: `api_key` when set, LiteLLM's keys when it is enabled."""
+    keys = ["api_key"] if "api_key" in secret_keys else []
+    if cfg.litellm.enabled:
+        keys += ["litellm_master_key", *cfg.cloud_secret_keys()]
+    return keys
+
+
+def load_checked_config(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> tuple[StackConfig, dict[str, Any]]:
+    """The config to deploy and its sizing report; raises `StackRefused` for an invalid or oversized stack.
+
+    The config returned is the plan's: with `groups: auto` it carries the matrix the sizing chose.
+    """
+    try:
+        cfg = parse_stack_config(raw, secret_keys)
+        plan = build_plan(cfg, models_dir=Path(cfg.models_dir))
+    except ConfigError as exc:
+        raise StackRefused(f"invalid stack config:\n{exc}") from None
+    if not plan.fits:
+        raise StackRefused(render_text(plan))
+    return plan.config, plan.to_json()
+
+
+def _export_name(service: str) -> str:
+    return service.replace("-", "_")
+
+
+def main() -> None:
+    project = pulumi.get_project()
+    raw, secret_keys = read_config(project)
+    cfg, sizing = load_checked_config(raw, secret_keys)
+    config = pulumi.Config()
+    secrets = {key: config.require_secret(key) for key in needed_secrets(cfg, secret_keys)}
+    stack = LocalLlmStack(STACK_RESOURCE_NAME, cfg, secrets)
+    pulumi.export("endpoints", stack.endpoints)
+    for service, url in stack.endpoints.items():
+        pulumi.export(f"{_export_name(service)}_url", url)
+    pulumi.export("container_names", stack.container_names)
+    pulumi.export("sizing", sizing)
