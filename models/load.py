@@ -37,6 +37,8 @@ class StackFile:
     config: StackConfig
     secret_keys: frozenset[str]
     path: Path | None = None
+    docker_host: str | None = None
+    docker_ssh_opts: tuple[str, ...] = ()
 
 
 def _loc_path(loc: tuple[int | str, ...]) -> str:
@@ -143,4 +145,9 @@ def load_stack_file(path: str | Path) -> StackFile:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("config"), Mapping):
         raise ConfigError([(str(p), "expected a Pulumi stack file with a top-level 'config:' mapping")])
     plain, secrets = split_pulumi_config(doc["config"])
-    return StackFile(parse_stack_config(plain, secrets), secrets, p)
+    host = doc["config"].get("docker:host")
+    opts = doc["config"].get("docker:sshOpts") or ()
+    return StackFile(
+        parse_stack_config(plain, secrets), secrets, p,
+        docker_host=str(host) if host else None, docker_ssh_opts=tuple(str(o) for o in opts),
+    )

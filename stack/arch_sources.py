@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from models.config import ArchConfig, ServerSettings
 from stack.arch import ModelArch, split_weights, swa_layers, uniform_layers
 from stack.arch_gguf import arch_from_header
 from stack.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
-from stack.gguf_header import GgufError, read_header_file
+from stack.gguf_header import GgufError
+from stack.header_sources import HeaderSource
 
 MIB = 1024 * 1024
 
@@ -46,15 +45,18 @@ def arch_from_config(a: ArchConfig, file_name: str, source: str) -> ModelArch:
     )
 
 
-def resolve_arch(settings: ServerSettings, key: str, models_dir: Path | None) -> ModelArch:
+def resolve_arch(settings: ServerSettings, key: str, headers: HeaderSource | None) -> ModelArch:
     """`key` is the config path of the model (e.g. `models.chat`), used in sources and errors."""
-    if models_dir is not None:
-        path = models_dir / settings.file
-        if path.is_file():
-            try:
-                return arch_from_header(read_header_file(path), f"gguf: {path}")
-            except (GgufError, ValueError) as exc:
-                raise ArchUnavailable(f"{key}.file", f"{path} is not a readable GGUF model: {exc}") from None
+    if headers is not None:
+        where = headers.describe(settings.file)
+        try:
+            header = headers.read(settings.file)
+            if header is not None:
+                return arch_from_header(header, f"gguf: {where}")
+        except (GgufError, ValueError) as exc:
+            raise ArchUnavailable(f"{key}.file", f"{where} is not a readable GGUF model: {exc}") from None
+        except OSError as exc:
+            raise ArchUnavailable(f"{key}.file", f"cannot read {where}: {exc}") from None
     if settings.arch is not None:
         return arch_from_config(settings.arch, settings.file, f"config: {key}.arch")
     try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.load import ConfigError, load_stack_file
+from stack.header_sources import header_source_for
 from stack.plan import build_plan
 from stack.report import render_text
 
@@ -26,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     plan.add_argument(
         "--models-dir",
-        help="where the GGUF files are readable here (default: the config's models_dir, when it exists)",
+        help="where the GGUF files are readable here (default: models_dir on the docker:host over ssh, "
+        "else the local models_dir when it exists)",
     )
     return parser
 
@@ -35,8 +37,13 @@ def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
     try:
         stack_file = load_stack_file(config)
         cfg = stack_file.config
-        local = Path(models_dir) if models_dir else Path(cfg.models_dir)
-        plan = build_plan(cfg, local if local.is_dir() else None)
+        headers = header_source_for(
+            cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
+            Path(models_dir) if models_dir else None,
+        )
+        plan = build_plan(cfg, headers)
+        for problem in getattr(headers, "problems", ()):
+            print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
     except ConfigError as exc:
         if as_json:
             print(json.dumps({"valid": False, "errors": [{"key": k, "message": m} for k, m in exc.problems]}))

@@ -1,6 +1,6 @@
 """The sizing gate for a whole stack: every process sized, every co-resident set checked.
 
-`build_plan` is pure apart from reading GGUF headers under `models_dir` when they exist here.
+`build_plan` is pure apart from reading GGUF headers through the given header source.
 Both `pulumi up` and `python -m stack plan` call it; nothing is deployed unless `Plan.fits`.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from models.config import ServerSettings, StackConfig
@@ -18,6 +17,7 @@ from stack.arch_sources import ArchUnavailable, resolve_arch
 from stack.auto_groups import auto_group
 from stack.compute_buffer import Calibration, calibration_for
 from stack.fit import Suggestion, suggest_fixes
+from stack.header_sources import HeaderSource
 from stack.residency import co_resident_sets
 from stack.sizing import ProcessSize, size_process
 
@@ -104,12 +104,12 @@ def _servers(cfg: StackConfig) -> list[tuple[str, str, ServerSettings, bool]]:
     return out
 
 
-def size_all(cfg: StackConfig, models_dir: Path | None, calibration: Calibration) -> dict[str, ProcessSize]:
+def size_all(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibration) -> dict[str, ProcessSize]:
     sizes: dict[str, ProcessSize] = {}
     problems: list[tuple[str, str]] = []
     for pid, key, settings, embedding in _servers(cfg):
         try:
-            arch = resolve_arch(settings, key, models_dir)
+            arch = resolve_arch(settings, key, headers)
         except ArchUnavailable as exc:
             problems.append((exc.key, str(exc).split(": ", 1)[1]))
             continue
@@ -122,13 +122,13 @@ def size_all(cfg: StackConfig, models_dir: Path | None, calibration: Calibration
     return sizes
 
 
-def build_plan(cfg: StackConfig, models_dir: Path | None = None) -> Plan:
+def build_plan(cfg: StackConfig, headers: HeaderSource | None = None) -> Plan:
     """Size every process and check every set that can share the GPU. Raises ConfigError if unsizable.
 
     With `groups: auto` the returned plan's `config` carries the generated matrix: deploy that one.
     """
     calibration = calibration_for(llama_cpp_build(cfg.images.llama_server))
-    sizes = size_all(cfg, models_dir, calibration)
+    sizes = size_all(cfg, headers, calibration)
     always_on = (cfg.embedding.name,) if cfg.embedding is not None else ()
     budget = 0 if cfg.gpu.cpu_only else cfg.gpu.budget_mib * MIB
     grouping: tuple[str, ...] = ()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -18,6 +17,7 @@ from pulumi.runtime import config as runtime_config
 from models.config import StackConfig
 from models.load import ConfigError, parse_stack_config
 from stack.components import LocalLlmStack
+from stack.header_sources import header_source_for
 from stack.plan import build_plan
 from stack.report import render_text
 
@@ -76,7 +76,9 @@ def load_checked_config(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> 
     """
     try:
         cfg = parse_stack_config(raw, secret_keys)
-        plan = build_plan(cfg, models_dir=Path(cfg.models_dir))
+        docker = pulumi.Config("docker")
+        ssh_opts = docker.get_object("sshOpts") or []
+        plan = build_plan(cfg, header_source_for(cfg.models_dir, docker.get("host"), [str(o) for o in ssh_opts]))
     except ConfigError as exc:
         raise StackRefused(f"invalid stack config:\n{exc}") from None
     if not plan.fits:

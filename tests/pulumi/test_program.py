@@ -13,6 +13,7 @@ import yaml
 
 from models.load import parse_stack_config
 from stack import program
+from stack.header_sources import header_source_for
 from stack.plan import build_plan
 from stack.program import StackRefused, main, read_config
 from stack.report import render_text
@@ -94,7 +95,7 @@ def test_stack_that_does_not_fit_registers_nothing(mocks: RecordingMocks, export
     _set_config(DOES_NOT_FIT, {})
     with pytest.raises(StackRefused) as err:
         _run_main()
-    expected = render_text(build_plan(parse_stack_config(DOES_NOT_FIT), models_dir=Path(MODELS_DIR)))
+    expected = render_text(build_plan(parse_stack_config(DOES_NOT_FIT), header_source_for(MODELS_DIR)))
     assert str(err.value) == expected
     assert "DOES NOT FIT" in str(err.value)
     _assert_nothing_registered(mocks)

@@ -1,0 +1,154 @@
+"""Where GGUF headers are read from: the local models directory, or the Docker host over ssh.
+
+When the stack deploys to `ssh://user@host`, the GGUF files live there. We read only the header
+bytes (`head -c`, growing until the header parses), never the tensor data, and cache them by
+file size and mtime so a second `plan` costs one `stat` per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from stack.gguf_header import GgufError, GgufHeader, read_header, read_header_file
+
+FIRST_READ = 16 * 1024 * 1024
+MAX_HEADER = 512 * 1024 * 1024
+
+
+class HeaderSource(Protocol):
+    def describe(self, file: str) -> str: ...
+
+    def read(self, file: str) -> GgufHeader | None:
+        """The header of `file` (relative to models_dir); None when the file is not there."""
+
+
+@dataclass(frozen=True)
+class LocalHeaders:
+    models_dir: Path
+
+    def describe(self, file: str) -> str:
+        return str(self.models_dir / file)
+
+    def read(self, file: str) -> GgufHeader | None:
+        path = self.models_dir / file
+        return read_header_file(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    destination: str
+    port: int | None = None
+    options: tuple[str, ...] = ()
+
+    def argv(self, remote_command: str) -> list[str]:
+        port = ["-p", str(self.port)] if self.port else []
+        return ["ssh", "-o", "BatchMode=yes", *self.options, *port, self.destination, remote_command]
+
+    @property
+    def label(self) -> str:
+        return f"ssh://{self.destination}" + (f":{self.port}" if self.port else "")
+
+
+def ssh_target(docker_host: str | None, ssh_opts: Sequence[str] = ()) -> SshTarget | None:
+    """The ssh destination of a `docker:host` such as `ssh://user@gpu-box:22`; None for local sockets."""
+    if not docker_host or not docker_host.startswith("ssh://"):
+        return None
+    url = urlsplit(docker_host)
+    if not url.hostname:
+        return None
+    dest = f"{url.username}@{url.hostname}" if url.username else url.hostname
+    return SshTarget(dest, url.port, tuple(ssh_opts))
+
+
+Runner = Callable[[list[str]], bytes]
+
+
+def _run(argv: list[str]) -> bytes:
+    proc = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise OSError(proc.stderr.decode(errors="replace").strip() or f"{argv[0]} exited {proc.returncode}")
+    return proc.stdout
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "local-llm-stack" / "gguf-headers"
+
+
+@dataclass
+class SshHeaders:
+    """Reads headers of files under `models_dir` on an ssh host; caches them keyed by size and mtime."""
+
+    target: SshTarget
+    models_dir: str
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    run: Runner = _run
+    first_read: int = FIRST_READ
+    fetched_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+    """Files that could not be read over ssh; their models fall back to the config or the catalog."""
+
+    def describe(self, file: str) -> str:
+        return f"{self.target.label}{PurePosixPath(self.models_dir) / file}"
+
+    def _stat(self, path: str) -> tuple[int, int] | None:
+        out = self.run(self.target.argv(f"stat -L -c '%s %Y' -- {shlex.quote(path)} 2>/dev/null || true"))
+        parts = out.decode().split()
+        return (int(parts[0]), int(parts[1])) if len(parts) == 2 else None
+
+    def read(self, file: str) -> GgufHeader | None:
+        path = str(PurePosixPath(self.models_dir) / file)
+        try:
+            return self._read(path)
+        except OSError as exc:
+            self.problems.append(f"{self.describe(file)}: {exc}")
+            return None
+
+    def _read(self, path: str) -> GgufHeader | None:
+        stat = self._stat(path)
+        if stat is None:
+            return None
+        size, mtime = stat
+        key = hashlib.sha256(f"{self.target.label}|{path}|{size}|{mtime}".encode()).hexdigest()
+        cached = self.cache_dir / f"{key}.gguf-header"
+        if cached.is_file():
+            try:
+                return read_header(io.BytesIO(cached.read_bytes()))
+            except GgufError:
+                cached.unlink()
+        want = min(self.first_read, size)
+        while True:
+            data = self.run(self.target.argv(f"head -c {want} -- {shlex.quote(path)}"))
+            self.fetched_bytes += len(data)
+            try:
+                header = read_header(io.BytesIO(data))
+            except GgufError:
+                if want >= min(size, MAX_HEADER):
+                    raise
+                want = min(want * 4, size, MAX_HEADER)
+                continue
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(data[: header.header_bytes])
+            return header
+
+
+def header_source_for(
+    models_dir: str, docker_host: str | None = None, ssh_opts: Sequence[str] = (), override: Path | None = None
+) -> HeaderSource | None:
+    """`--models-dir` if given; the Docker host's directory over ssh; the local directory if it exists."""
+    if override is not None:
+        return LocalHeaders(override)
+    target = ssh_target(docker_host, ssh_opts)
+    if target is not None:
+        return SshHeaders(target, models_dir)
+    local = Path(models_dir)
+    return LocalHeaders(local) if local.is_dir() else None
