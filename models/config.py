@@ -30,7 +30,8 @@ MANAGED_FLAGS = frozenset(
         "--no-kv-unified", "--port", "--host", "--fit", "-fit", "--jinja", "--no-jinja",
         "--api-key", "--api-key-file", "--embedding", "--embeddings", "--swa-full", "-md",
         "--model-draft", "--mmproj", "-mm", "-hf", "--hf-repo", "-mu", "--model-url", "-a", "--alias",
-        "--pooling",
+        "--pooling", "--spec-draft-model", "--spec-draft-n-max", "--spec-draft-ngl", "-ngld", "--gpu-layers-draft",
+        "-ctkd", "-ctvd", "--cache-type-k-draft", "--cache-type-v-draft", "--no-mmproj-offload",
     }
 )
 
@@ -217,9 +218,45 @@ class ServerSettings(Strict):
         return self
 
 
+class DraftConfig(Strict):
+    """A draft model for speculative decoding, loaded in the same process (`-md`).
+
+    Its context has the main model's size and slots; each slot reserves outputs for `n_max` drafted tokens.
+    """
+
+    file: str
+    n_max: Annotated[int, Field(ge=1, le=64)] = 3
+    n_gpu_layers: Annotated[int, Field(ge=0, le=999)] = 999
+    cache_type_k: CacheType = CacheType.f16
+    cache_type_v: CacheType = CacheType.f16
+    arch: ArchConfig | None = None
+    catalog: str | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        return _check_relative_gguf(v)
+
+
+class MmprojConfig(Strict):
+    """A multimodal projector (`--mmproj`); on the GPU unless `offload` is false."""
+
+    file: str
+    offload: bool = True
+    weights_mib: Annotated[float, Field(gt=0)] | None = None
+    """The projector's tensor size when its GGUF is not readable where `plan` runs."""
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        return _check_relative_gguf(v)
+
+
 class ModelConfig(ServerSettings):
     """One llama-swap model: a llama-server process started on demand."""
 
+    draft: DraftConfig | None = None
+    mmproj: MmprojConfig | None = None
     ttl: Annotated[int, Field(ge=0)] = 0
     aliases: list[ModelId] = Field(default_factory=list)
     jinja: bool = False

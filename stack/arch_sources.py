@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from models.config import ArchConfig, ServerSettings
+from typing import Protocol
+
+from models.config import ArchConfig
 from stack.arch import ModelArch, split_weights, swa_layers, uniform_layers
 from stack.arch_gguf import arch_from_header
 from stack.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
@@ -10,6 +12,19 @@ from stack.gguf_header import GgufError
 from stack.header_sources import HeaderSource
 
 MIB = 1024 * 1024
+
+
+class ModelFile(Protocol):
+    """What locates a model: its file, and optionally an `arch` block or catalog key."""
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def arch(self) -> ArchConfig | None: ...
+
+    @property
+    def catalog(self) -> str | None: ...
 
 
 class ArchUnavailable(LookupError):
@@ -45,7 +60,7 @@ def arch_from_config(a: ArchConfig, file_name: str, source: str) -> ModelArch:
     )
 
 
-def resolve_arch(settings: ServerSettings, key: str, headers: HeaderSource | None) -> ModelArch:
+def resolve_arch(settings: ModelFile, key: str, headers: HeaderSource | None) -> ModelArch:
     """`key` is the config path of the model (e.g. `models.chat`), used in sources and errors."""
     if headers is not None:
         where = headers.describe(settings.file)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.config import ServerSettings, StackConfig
+from models.config import ModelConfig, ServerSettings, StackConfig
 from models.load import ConfigError
 from stack.arch import MIB
 from stack.arch_sources import ArchUnavailable, resolve_arch
@@ -19,7 +19,7 @@ from stack.compute_buffer import Calibration, calibration_for
 from stack.fit import Suggestion, suggest_fixes
 from stack.header_sources import HeaderSource
 from stack.residency import co_resident_sets
-from stack.sizing import ProcessSize, size_process
+from stack.sizing import Extras, ProcessSize, size_process
 
 _BUILD_RE = re.compile(r"-b(\d{3,6})(?:$|[^0-9])")
 
@@ -104,18 +104,40 @@ def _servers(cfg: StackConfig) -> list[tuple[str, str, ServerSettings, bool]]:
     return out
 
 
+def _extras(settings: ServerSettings, key: str, headers: HeaderSource | None) -> Extras:
+    """Draft model and projector of a llama-swap model; raises ArchUnavailable naming the key to add."""
+    if not isinstance(settings, ModelConfig):
+        return Extras()
+    draft_arch = resolve_arch(settings.draft, f"{key}.draft", headers) if settings.draft is not None else None
+    mmproj_bytes = 0
+    if settings.mmproj is not None:
+        header = headers.read(settings.mmproj.file) if headers is not None else None
+        if header is not None:
+            mmproj_bytes = sum(t.n_bytes for t in header.tensors)
+        elif settings.mmproj.weights_mib is not None:
+            mmproj_bytes = int(settings.mmproj.weights_mib * MIB)
+        else:
+            raise ArchUnavailable(
+                f"{key}.mmproj.weights_mib",
+                f"{settings.mmproj.file!r} is not readable here; give its tensor size in MiB (about its file size)",
+            )
+    offload = settings.mmproj.offload if settings.mmproj is not None else True
+    return Extras(settings.draft, draft_arch, mmproj_bytes, offload)
+
+
 def size_all(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibration) -> dict[str, ProcessSize]:
     sizes: dict[str, ProcessSize] = {}
     problems: list[tuple[str, str]] = []
     for pid, key, settings, embedding in _servers(cfg):
         try:
             arch = resolve_arch(settings, key, headers)
+            extras = _extras(settings, key, headers)
         except ArchUnavailable as exc:
             problems.append((exc.key, str(exc).split(": ", 1)[1]))
             continue
         swa_full = bool(getattr(settings, "swa_full", False))
         sizes[pid] = size_process(
-            pid, key, settings, arch, cfg.gpu, calibration, embedding=embedding, swa_full=swa_full
+            pid, key, settings, arch, cfg.gpu, calibration, embedding=embedding, swa_full=swa_full, extras=extras
         )
     if problems:
         raise ConfigError(problems)

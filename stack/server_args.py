@@ -47,6 +47,19 @@ def model_argv(model_id: str, model: ModelConfig, paths: RenderPaths, *, cpu_onl
     argv.append("--jinja" if model.jinja else "--no-jinja")
     if model.swa_full:
         argv.append("--swa-full")
+    if model.draft is not None:
+        d = model.draft
+        argv += [
+            "--spec-draft-model", paths.model_path(d.file),
+            "--spec-draft-n-max", str(d.n_max),
+            "--spec-draft-ngl", "0" if cpu_only else str(d.n_gpu_layers),
+            "-ctkd", d.cache_type_k.value,
+            "-ctvd", d.cache_type_v.value,
+        ]
+    if model.mmproj is not None:
+        argv += ["--mmproj", paths.model_path(model.mmproj.file)]
+        if not model.mmproj.offload or cpu_only:
+            argv.append("--no-mmproj-offload")
     return argv + list(model.extra_args)
 
 

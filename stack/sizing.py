@@ -10,12 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from models.config import GpuConfig, ServerSettings
+from models.config import DraftConfig, GpuConfig, ServerSettings
 from stack.arch import MIB, ModelArch
 from stack.compute_buffer import Calibration, ComputeSize, compute_buffer_size
 from stack.kv_cache import ContextShape, KvSize, context_shape, kv_cache_size, recurrent_state_bytes, swa_cells
 
 CUDA_BUFFER_ALIGNMENT = 128
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Parts loaded into the same process: a draft model and a multimodal projector."""
+
+    draft: DraftConfig | None = None
+    draft_arch: ModelArch | None = None
+    mmproj_weights_bytes: int = 0
+    mmproj_offload: bool = True
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,11 @@ class ProcessSize:
     recurrent_bytes: int
     overhead_bytes: int
     host_weights_bytes: int
+    draft_bytes: int = 0
+    """The draft model's weights, KV cache and compute buffer (same process, no second overhead)."""
+    mmproj_bytes: int = 0
+    """The multimodal projector's weights plus an estimated image-encoder compute buffer."""
+    extras: Extras = Extras()
 
     @property
     def kv_bytes(self) -> int:
@@ -44,7 +59,10 @@ class ProcessSize:
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes + self.overhead_bytes
+        return (
+            self.weights_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes + self.overhead_bytes
+            + self.draft_bytes + self.mmproj_bytes
+        )
 
     @property
     def total_mib(self) -> float:
@@ -62,6 +80,8 @@ class ProcessSize:
             "recurrent_mib": mib(self.recurrent_bytes),
             "compute_mib": mib(self.compute_bytes),
             "overhead_mib": mib(self.overhead_bytes),
+            "draft_mib": mib(self.draft_bytes),
+            "mmproj_mib": mib(self.mmproj_bytes),
             "total_mib": mib(self.total_bytes),
             "host_weights_mib": mib(self.host_weights_bytes),
             "source": self.arch.source,
@@ -74,17 +94,34 @@ class ProcessSize:
         }
 
 
-def size_process(
-    model_id: str,
-    key: str,
+MMPROJ_COMPUTE_FACTOR = 0.5
+"""Image-encoder compute beside projector weights: runtime is 1.3-1.5x the file (llama-cpp-memory.md §4)."""
+
+
+def _draft_bytes(
+    extras: Extras, settings: ServerSettings, gpu: GpuConfig, calibration: Calibration, swa_full: bool
+) -> int:
+    draft, arch = extras.draft, extras.draft_arch
+    if draft is None or arch is None or gpu.cpu_only:
+        return 0
+    as_server = settings.model_copy(update={
+        "n_gpu_layers": draft.n_gpu_layers, "cache_type_k": draft.cache_type_k, "cache_type_v": draft.cache_type_v,
+    })
+    part = _size_parts(as_server, arch, gpu, calibration, embedding=False, swa_full=swa_full, n_draft=draft.n_max)
+    return part[0] + part[1].bytes + part[2].bytes + part[3]
+
+
+def _size_parts(
     settings: ServerSettings,
     arch: ModelArch,
     gpu: GpuConfig,
     calibration: Calibration,
     *,
-    embedding: bool = False,
-    swa_full: bool = False,
-) -> ProcessSize:
+    embedding: bool,
+    swa_full: bool,
+    n_draft: int = 0,
+) -> tuple[int, KvSize, ComputeSize, int, ContextShape]:
+    """(weights on device, KV, compute, recurrent state, context shape) of one model in a process."""
     cuda = not gpu.cpu_only
     ngl = settings.n_gpu_layers if cuda else 0
     shape = context_shape(settings.ctx_size, settings.parallel, settings.kv_unified)
@@ -115,8 +152,33 @@ def size_process(
         embedding=embedding,
         cuda=cuda,
         calibration=calibration,
+        n_draft=n_draft,
     )
     weights = arch.weights.gpu_bytes(ngl) if cuda else arch.weights.total_bytes
+    return weights, kv, compute, recurrent_state_bytes(arch, shape.n_seq_max), shape
+
+
+def size_process(
+    model_id: str,
+    key: str,
+    settings: ServerSettings,
+    arch: ModelArch,
+    gpu: GpuConfig,
+    calibration: Calibration,
+    *,
+    embedding: bool = False,
+    swa_full: bool = False,
+    extras: Extras = Extras(),
+) -> ProcessSize:
+    n_draft = extras.draft.n_max if extras.draft is not None else 0
+    weights, kv, compute, recurrent, shape = _size_parts(
+        settings, arch, gpu, calibration, embedding=embedding, swa_full=swa_full, n_draft=n_draft
+    )
+    cuda = not gpu.cpu_only
+    ngl = settings.n_gpu_layers if cuda else 0
+    mmproj = 0
+    if extras.mmproj_weights_bytes and ((extras.mmproj_offload and cuda) or not cuda):
+        mmproj = int(extras.mmproj_weights_bytes * (1 + MMPROJ_COMPUTE_FACTOR))
     return ProcessSize(
         id=model_id,
         key=key,
@@ -126,7 +188,10 @@ def size_process(
         kv=kv,
         compute=compute,
         weights_bytes=weights,
-        recurrent_bytes=recurrent_state_bytes(arch, shape.n_seq_max),
+        recurrent_bytes=recurrent,
         overhead_bytes=gpu.resolved_overhead_mib * MIB if cuda else 0,
         host_weights_bytes=arch.weights.host_bytes(ngl) if cuda else 0,
+        draft_bytes=_draft_bytes(extras, settings, gpu, calibration, swa_full),
+        mmproj_bytes=mmproj,
+        extras=extras,
     )
