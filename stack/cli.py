@@ -14,7 +14,9 @@ from pathlib import Path
 from models.load import ConfigError, load_stack_file
 from stack.header_sources import header_source_for
 from stack.plan import build_plan
-from stack.report import render_text
+from stack.container_specs import build_container_specs
+from stack.render_paths import CONTAINER_PATHS
+from stack.report import files_summary, render_files_text, render_text
 
 EXIT_OK, EXIT_INVALID, EXIT_DOES_NOT_FIT = 0, 1, 2
 
@@ -52,10 +54,13 @@ def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
             for key, msg in exc.problems:
                 print(f"  {key}: {msg}", file=sys.stderr)
         return EXIT_INVALID
+    specs = build_container_specs(plan.config, CONTAINER_PATHS, api_key_enabled="api_key" in stack_file.secret_keys)
     if as_json:
-        print(json.dumps({"valid": True, **plan.to_json()}, indent=2))
+        print(json.dumps({"valid": True, **plan.to_json(), "containers": files_summary(specs)}, indent=2))
     else:
         print(render_text(plan), end="")
+        print()
+        print(render_files_text(specs), end="")
     return EXIT_OK if plan.fits else EXIT_DOES_NOT_FIT
 
 

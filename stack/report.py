@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
 from stack.arch import MIB
+from stack.container_specs import ContainerSpec
 from stack.plan import Plan
 
 BAR_WIDTH = 40
@@ -66,4 +71,32 @@ def render_text(plan: Plan) -> str:
     lines.append("")
     verdict = "every co-resident set fits." if plan.fits else "refused: a co-resident set does not fit."
     lines.append(f"Verdict: {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def files_summary(specs: Sequence[ContainerSpec]) -> list[dict[str, Any]]:
+    """What each container would get: image, published ports, GPU, and its uploaded files (size, sha256)."""
+    return [
+        {
+            "container": spec.name,
+            "image": spec.image,
+            "gpu": spec.gpu,
+            "ports": [f"{p.host_ip}:{p.external}->{p.internal}" for p in spec.ports],
+            "files": [
+                {"path": u.path, "bytes": len(u.content.encode()),
+                 "sha256": hashlib.sha256(u.content.encode()).hexdigest()}
+                for u in spec.uploads
+            ],
+        }
+        for spec in specs
+    ]
+
+
+def render_files_text(specs: Sequence[ContainerSpec]) -> str:
+    lines = ["Containers and rendered files:"]
+    for entry in files_summary(specs):
+        gpu = "GPU" if entry["gpu"] else "no GPU"
+        lines.append(f"  {entry['container']}: {entry['image']} ({gpu}; {', '.join(entry['ports'])})")
+        for f in entry["files"]:
+            lines.append(f"    {f['path']}: {f['bytes']:,} bytes, sha256 {f['sha256'][:12]}")
     return "\n".join(lines) + "\n"

@@ -82,6 +82,10 @@ def test_plan_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str])
         assert m["total_mib"] == pytest.approx(parts, abs=0.05)
     assert len(doc["scenarios"]) == 4
     assert all({"members", "total_mib", "fits"} <= set(s) for s in doc["scenarios"])
+    containers = {c["container"]: c for c in doc["containers"]}
+    assert set(containers) == {"llm-llama-swap", "llm-embeddings"}
+    assert containers["llm-llama-swap"]["ports"] == ["127.0.0.1:9292->8080"]
+    assert [f["path"] for f in containers["llm-llama-swap"]["files"]] == ["/app/config.yaml"]
 
 
 def test_plan_exits_1_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
