@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.load import ConfigError, load_stack_file
+from stack.container_specs import build_container_specs
 from stack.header_sources import header_source_for
 from stack.plan import build_plan
-from stack.container_specs import build_container_specs
 from stack.render_paths import CONTAINER_PATHS
 from stack.report import files_summary, render_files_text, render_text
 
