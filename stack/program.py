@@ -18,7 +18,8 @@ from models.config import StackConfig
 from models.load import ConfigError, parse_stack_config
 from stack.components import LocalLlmStack
 from stack.header_sources import header_source_for
-from stack.plan import build_plan
+from stack.outputs import auth_outputs, embedding_dimension, model_outputs
+from stack.plan import Plan, build_plan
 from stack.report import render_text
 
 STACK_RESOURCE_NAME = "local-llm-stack"
@@ -69,10 +70,10 @@ def needed_secrets(cfg: StackConfig, secret_keys: frozenset[str]) -> list[str]:
     return keys
 
 
-def load_checked_config(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> tuple[StackConfig, dict[str, Any]]:
-    """The config to deploy and its sizing report; raises `StackRefused` for an invalid or oversized stack.
+def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Plan:
+    """The sizing plan of the stack to deploy; raises `StackRefused` for an invalid or oversized stack.
 
-    The config returned is the plan's: with `groups: auto` it carries the matrix the sizing chose.
+    Its `config` is the one to deploy: with `groups: auto` it carries the matrix the sizing chose.
     """
     try:
         cfg = parse_stack_config(raw, secret_keys)
@@ -83,6 +84,12 @@ def load_checked_config(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> 
         raise StackRefused(f"invalid stack config:\n{exc}") from None
     if not plan.fits:
         raise StackRefused(render_text(plan))
+    return plan
+
+
+def load_checked_config(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> tuple[StackConfig, dict[str, Any]]:
+    """The config to deploy and its sizing report (see `load_checked_plan`)."""
+    plan = load_checked_plan(raw, secret_keys)
     return plan.config, plan.to_json()
 
 
@@ -93,7 +100,8 @@ def _export_name(service: str) -> str:
 def main() -> None:
     project = pulumi.get_project()
     raw, secret_keys = read_config(project)
-    cfg, sizing = load_checked_config(raw, secret_keys)
+    plan = load_checked_plan(raw, secret_keys)
+    cfg = plan.config
     config = pulumi.Config()
     secrets = {key: config.require_secret(key) for key in needed_secrets(cfg, secret_keys)}
     stack = LocalLlmStack(STACK_RESOURCE_NAME, cfg, secrets)
@@ -101,4 +109,7 @@ def main() -> None:
     for service, url in stack.endpoints.items():
         pulumi.export(f"{_export_name(service)}_url", url)
     pulumi.export("container_names", stack.container_names)
-    pulumi.export("sizing", sizing)
+    # What the smoke suite (tests/smoke) expects each service to answer to, and where a key is required.
+    pulumi.export("models", model_outputs(cfg, embedding_dimension(plan)))
+    pulumi.export("auth_required", auth_outputs(cfg, api_key_enabled="api_key" in secrets))
+    pulumi.export("sizing", plan.to_json())

@@ -18,6 +18,7 @@ from stack.plan import build_plan
 from stack.program import StackRefused, main, read_config
 from stack.report import render_text
 from tests.pulumi.conftest import MONITOR, PROJECT, RecordingMocks, pulumi_test
+from tests.smoke.targets import parse_targets
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS_DIR = "/nonexistent/local-llm-stack-models"
@@ -121,6 +122,15 @@ def test_valid_stack_deploys_and_exports(mocks: RecordingMocks, exports: dict[st
     assert exports["litellm_url"] == "http://127.0.0.1:4000"
     assert set(exports["container_names"]) == {"llama-swap", "embeddings", "litellm"}
     assert exports["sizing"]["fits"] is True
+    # What the smoke suite (tests/smoke) reads: every name each service answers to, and where a key is needed.
+    assert exports["models"] == {
+        "llama_swap": {"tiny": {"aliases": ["small"], "tools": False}},
+        "embedding": {"name": "embed", "aliases": [], "dimension": 768},
+        "litellm": {"chat": ["small", "tiny"], "embedding": ["embed"], "cloud": []},
+    }
+    assert exports["auth_required"] == {"llama-swap": True, "embeddings": True, "litellm": True}
+    targets = parse_targets({**exports, "container_names": {}})
+    assert targets.models["tiny"].aliases == ("small",) and targets.embedding is not None
     plain = json.dumps({k: v for k, v in exports.items() if k != "container_names"})
     assert not any(secret in plain for secret in SECRET_VALUES.values())
 

@@ -1,0 +1,23 @@
+"""Test-suite-wide hooks: the smoke suite's options, and keeping that suite out of runs that give no targets.
+
+`tests/smoke` checks a deployed stack and needs `--targets`; a plain `pytest` (unit + integration) does not
+collect it at all. CI runs it through `tests/integration/test_smoke_loopback.py`, against a loopback deployment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.smoke.options import SMOKE_DIR, add_options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path == SMOKE_DIR and not config.getoption("smoke_targets"):
+        return True
+    return None

@@ -1,0 +1,439 @@
+"""A loopback deployment of a stack: the rendered configs run by the real programs on 127.0.0.1.
+
+What runs is what the containers would run. The config to render is `stack.plan.build_plan`'s (with
+`groups: auto` it carries the matrix), with free loopback ports put into `ports` and `llama_swap.start_port`;
+the files, argv and environments come from `stack.container_specs` rendered with local `RenderPaths`
+(local `llama-server`, the fixture models directory, 127.0.0.1), so nothing is string-patched:
+
+* the **embedding server** runs its container's entrypoint (`embedding_argv`) with the container's
+  environment (`LLAMA_API_KEY` when the `api_key` secret is set);
+* every **llama-swap model** runs the `cmd` of the llama-swap config as llama-swap v250 would: the YAML is
+  parsed, `${env.NAME}` expanded first, `${PORT}` replaced by llama-swap's documented rule (model ids in
+  sorted order, `startPort + n` for the n-th model whose cmd uses it), the cmd split with POSIX shlex and
+  executed without a shell, with the llama-swap container's environment (llama-swap's children inherit it);
+  readiness is llama-swap's own: `GET proxy + checkEndpoint` until 200 (llama-server answers 503 while loading);
+* **LiteLLM** runs `litellm` with its container's command and environment (a strong random master key,
+  `LLAMA_SWAP_API_KEY`, cloud keys) and is ready when `/health/liveliness` answers 200.
+
+**llama-swap itself is absent**: it cannot be installed here (the Go module proxy answers 403 for
+github.com/mostlygeek/llama-swap and no other registry carries it), and imitating it would prove nothing.
+So a stack with LiteLLM must have exactly one llama-swap model: the renderer's `llama_swap_url` then points
+at that model's llama-server, and LiteLLM routes its public names and aliases to it for real, one hop short.
+
+Every process gets its own process group; `stop()` (always reached through the context manager) sends
+SIGTERM to each group, then SIGKILL; and each is asked to receive SIGTERM if the test process dies without
+reaching `stop()` (killed by a CI timeout), so no server outlives a run.
+
+The deployment writes a targets JSON in the shape of `pulumi stack output --json` (see `stack.program.main`),
+which `tests/smoke` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from models.config import LlamaSwapConfig, PortsConfig, StackConfig
+from stack.container_specs import (
+    EMBEDDINGS,
+    LITELLM,
+    LLAMA_SWAP,
+    ContainerSpec,
+    build_container_specs,
+    endpoints,
+)
+from stack.header_sources import LocalHeaders
+from stack.outputs import auth_outputs, embedding_dimension, model_outputs
+from stack.plan import Plan, build_plan
+from stack.render_paths import RenderPaths
+from tests.harness import binaries
+from tests.harness.llama_server import LOOPBACK, http_request
+
+PORT_MACRO = "${PORT}"
+LLAMA_SWAP_ABSENT = (
+    "llama-swap is not installable here (the Go module proxy answers 403 for github.com/mostlygeek/llama-swap); "
+    "its models' rendered cmds run directly and are listed under 'upstreams'"
+)
+
+_INHERITED_SECRETS = ("LLAMA_API_KEY", "LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "OPENAI_API_KEY", "DATABASE_URL")
+
+
+class LoopbackError(RuntimeError):
+    """A process of the loopback deployment did not start or did not become ready; carries its log tail."""
+
+
+def random_key() -> str:
+    """A key LiteLLM accepts as strong (`sk-` + 48 hex digits), never a published example key."""
+    return "sk-" + secrets.token_hex(24)
+
+
+def secrets_for(cfg: StackConfig, *, api_key: bool) -> dict[str, str]:
+    """Random values for every secret the containers of `cfg` read (config key → value)."""
+    out = {"api_key": random_key()} if api_key else {}
+    if cfg.litellm.enabled:
+        out["litellm_master_key"] = random_key()
+        out |= {key: random_key() for key in cfg.cloud_secret_keys()}
+    return out
+
+
+def _port_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(n: int, *, consecutive: bool = False, exclude: Sequence[int] = ()) -> list[int]:
+    """`n` ports free a moment ago on 127.0.0.1, none in `exclude`; `consecutive` for a `startPort` range."""
+    taken = set(exclude)
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            base = int(s.getsockname()[1])
+        if consecutive:
+            span = range(base, base + n)
+            if base + n <= 65000 and not taken & set(span) and all(_port_free(p) for p in span):
+                return list(span)
+        elif base not in taken:
+            taken.add(base)
+            n -= 1
+            if n == 0:
+                return sorted(taken - set(exclude))
+    raise LoopbackError("not enough free loopback ports")
+
+
+def expand_env_macros(text: str, env: Mapping[str, str]) -> str:
+    """llama-swap's first load step: `${env.NAME}` replaced in the raw file text; an unset name is an error."""
+    out = text
+    start = out.find("${env.")
+    while start != -1:
+        end = out.index("}", start)
+        name = out[start + len("${env.") : end]
+        if name not in env:
+            raise LoopbackError(f"llama-swap config uses ${{env.{name}}}, which the container environment lacks")
+        value = env[name].replace("\\", "\\\\").replace('"', '\\"')
+        out = out[:start] + value + out[end + 1 :]
+        start = out.find("${env.", start + len(value))
+    return out
+
+
+@dataclass(frozen=True)
+class SwapModel:
+    """One llama-swap model with `${PORT}` substituted: what llama-swap would exec and probe."""
+
+    model_id: str
+    argv: list[str]
+    proxy: str
+    check_endpoint: str
+
+
+def llama_swap_models(config_text: str, env: Mapping[str, str]) -> dict[str, SwapModel]:
+    """Every model of a rendered llama-swap config, resolved by v250's documented load rules.
+
+    Only the rules the rendered files rely on: `${env.X}` text expansion, `${PORT}` (sorted ids, startPort + n
+    for each model whose cmd uses it), `${MODEL_ID}`; any other `${...}` left over is refused like llama-swap does.
+    """
+    doc = yaml.safe_load(expand_env_macros(config_text, env))
+    next_port = int(doc.get("startPort", 5800))
+    out: dict[str, SwapModel] = {}
+    for mid in sorted(doc["models"]):
+        entry = doc["models"][mid]
+        cmd = " ".join(line for line in str(entry["cmd"]).splitlines() if not line.strip().startswith("#"))
+        proxy = str(entry.get("proxy", "http://localhost:${PORT}"))
+        cmd, proxy = cmd.replace("${MODEL_ID}", mid), proxy.replace("${MODEL_ID}", mid)
+        if PORT_MACRO in cmd:
+            cmd, proxy = cmd.replace(PORT_MACRO, str(next_port)), proxy.replace(PORT_MACRO, str(next_port))
+            next_port += 1
+        elif PORT_MACRO in proxy:
+            raise LoopbackError(f"models.{mid}: proxy uses ${{PORT}} but cmd does not")
+        for field_name, value in (("cmd", cmd), ("proxy", proxy)):
+            if "${" in value:
+                raise LoopbackError(f"models.{mid}.{field_name}: unknown macro left in {value!r}")
+        out[mid] = SwapModel(mid, shlex.split(cmd, posix=True), proxy, str(entry.get("checkEndpoint", "/health")))
+    return out
+
+
+@dataclass
+class Process:
+    """One started program; `name` is the service it plays, used in every error message."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the process group, SIGKILL after `grace` seconds (the group: LiteLLM forks workers)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
+        # Children may outlive the leader; the group id is the leader's pid.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+
+def _base_env() -> dict[str, str]:
+    """The runner's environment minus anything that would change a program's behaviour behind our back."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith(("LLAMA_ARG_", "LITELLM_")) or k in _INHERITED_SECRETS or k.lower().endswith("_proxy"))
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+def container_env(spec: ContainerSpec, secret_values: Mapping[str, str]) -> dict[str, str]:
+    """What the container's process sees: its plain env plus each secret env var's value."""
+    missing = sorted(key for key in spec.secret_env.values() if key not in secret_values)
+    if missing:
+        raise LoopbackError(f"{spec.service} needs the secrets {missing}")
+    return {**spec.env, **{env: secret_values[key] for env, key in spec.secret_env.items()}}
+
+
+@dataclass
+class LoopbackDeployment:
+    """A running loopback deployment; `targets` is what `targets_path` holds."""
+
+    plan: Plan
+    paths: RenderPaths
+    workdir: Path
+    secret_values: dict[str, str]
+    upstreams: dict[str, str]
+    targets: dict[str, Any]
+    targets_path: Path
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def config(self) -> StackConfig:
+        return self.plan.config
+
+    def smoke_env(self) -> dict[str, str]:
+        """The variables the smoke suite reads its keys from (the names the containers use)."""
+        env: dict[str, str] = {}
+        if "litellm_master_key" in self.secret_values:
+            env["LITELLM_MASTER_KEY"] = self.secret_values["litellm_master_key"]
+        if "api_key" in self.secret_values:
+            env["LLAMA_SWAP_API_KEY"] = self.secret_values["api_key"]
+        return env
+
+    def write_targets(self, path: Path, targets: Mapping[str, Any]) -> Path:
+        path.write_text(json.dumps(targets, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop()
+
+
+def local_paths(cfg: StackConfig, workdir: Path, *, llama_swap_url: str) -> RenderPaths:
+    """Where the rendered files point when the programs run here instead of in their containers."""
+    return RenderPaths(
+        llama_server_bin=str(binaries.llama_server()),
+        llama_swap_bin="llama-swap",  # never started: not installable here
+        models_dir=cfg.models_dir,
+        llama_swap_config=str(workdir / "llama-swap.yaml"),
+        litellm_config=str(workdir / "litellm.yaml"),
+        llama_swap_listen_host=LOOPBACK,
+        llama_swap_port=cfg.ports.llama_swap,
+        model_host=LOOPBACK,
+        embedding_host=LOOPBACK,
+        embedding_port=cfg.ports.embeddings,
+        litellm_host=LOOPBACK,
+        litellm_port=cfg.ports.litellm,
+        llama_swap_url=llama_swap_url,
+        embedding_url=f"http://{LOOPBACK}:{cfg.ports.embeddings}",
+    )
+
+
+def loopback_config(cfg: StackConfig) -> StackConfig:
+    """`cfg` with free loopback ports for every service and a free `startPort` range for the models."""
+    if cfg.litellm.enabled and len(cfg.models) != 1:
+        raise ValueError(
+            "a loopback deployment with LiteLLM needs exactly one llama-swap model: llama-swap is not installable "
+            "here, so LiteLLM's llama-swap URL points straight at that model's llama-server"
+        )
+    model_ports = free_ports(len(cfg.models), consecutive=True)
+    swap, emb, lite = free_ports(3, exclude=model_ports)
+    start = model_ports[0]
+    ports = PortsConfig(llama_swap=swap, embeddings=emb, litellm=lite)
+    swap_settings = LlamaSwapConfig.model_validate({**cfg.llama_swap.model_dump(), "start_port": start})
+    return cfg.model_copy(update={"bind_address": LOOPBACK, "ports": ports, "llama_swap": swap_settings})
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the test process dies, even by SIGKILL (Linux prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start(name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> Process:
+    """Own session (so `stop` can signal the whole group), output to `log_path`, tied to this process's life."""
+    with open(log_path, "wb") as log:
+        log.write(("$ " + shlex.join(argv) + "\n").encode())
+        log.flush()
+        proc = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent,
+        )
+    return Process(name, list(argv), log_path, proc)
+
+
+def wait_ready(process: Process, url: str, timeout: float) -> None:
+    """Poll `url` until 200; 503 (llama-server loading) and refused connections mean 'not yet'."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        if not process.running():
+            raise LoopbackError(
+                f"{process.name} exited with {process.proc.returncode} before {url} answered; log tail:\n"
+                + process.log_tail()
+            )
+        try:
+            r = http_request("GET", url, timeout=5)
+            if r.status == 200:
+                return
+            last = f"HTTP {r.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            last = str(exc)
+        if time.monotonic() > deadline:
+            raise LoopbackError(f"{process.name} not ready at {url} after {timeout:.0f}s ({last}); log tail:\n"
+                                + process.log_tail())
+        time.sleep(0.2)
+
+
+def build_targets(
+    plan: Plan, *, api_key_enabled: bool, upstreams: Mapping[str, str], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`pulumi stack output --json` of this stack as deployed here: no llama-swap endpoint, no containers."""
+    cfg = plan.config
+    urls = {service: url for service, url in endpoints(cfg).items() if service != LLAMA_SWAP}
+    targets: dict[str, Any] = {
+        "endpoints": urls,
+        **{f"{service.replace('-', '_')}_url": url for service, url in urls.items()},
+        "models": model_outputs(cfg, embedding_dimension(plan)),
+        "auth_required": {
+            s: v for s, v in auth_outputs(cfg, api_key_enabled=api_key_enabled).items() if s != LLAMA_SWAP
+        },
+        "sizing": plan.to_json(),
+        "upstreams": dict(sorted(upstreams.items())),
+        "loopback": {"llama-swap": LLAMA_SWAP_ABSENT},
+    }
+    return {**targets, **(extra or {})}
+
+
+@contextlib.contextmanager
+def loopback_deployment(
+    cfg: StackConfig,
+    workdir: Path,
+    *,
+    api_key: bool = True,
+    extra_targets: Mapping[str, Any] | None = None,
+    adjust_paths: Callable[[RenderPaths], RenderPaths] | None = None,
+    ready_timeout: float = 120.0,
+    litellm_timeout: float = 180.0,
+) -> Iterator[LoopbackDeployment]:
+    """Render, start, wait for readiness, yield; every process is stopped on the way out, whatever happened.
+
+    `adjust_paths` changes the render paths after they are computed: the way a test renders a deliberately
+    broken deployment (e.g. LiteLLM pointed at the wrong port) through the real renderers.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    plan = build_plan(loopback_config(cfg), LocalHeaders(Path(cfg.models_dir)))
+    if not plan.fits:
+        raise LoopbackError(f"the loopback stack does not fit: {plan.to_json()['scenarios']}")
+    local = plan.config
+    values = secrets_for(local, api_key=api_key)
+    api_key_enabled = "api_key" in values
+
+    # llama-swap's config does not depend on llama_swap_url: render it once to learn the model ports.
+    probe = local_paths(local, workdir, llama_swap_url="http://unused")
+    swap_spec = build_container_specs(local, probe, api_key_enabled=api_key_enabled)[0]
+    swap_env = container_env(swap_spec, values)
+    swap_text = swap_spec.uploads[0].content
+    models = llama_swap_models(swap_text, swap_env)
+    upstreams = {mid: m.proxy for mid, m in models.items()}
+    paths = local_paths(local, workdir, llama_swap_url=next(iter(upstreams.values())))
+    if adjust_paths is not None:
+        paths = adjust_paths(paths)
+    specs = {s.service: s for s in build_container_specs(local, paths, api_key_enabled=api_key_enabled)}
+    if specs[LLAMA_SWAP].uploads[0].content != swap_text:
+        raise LoopbackError("the llama-swap config changed with llama_swap_url; the model ports would be wrong")
+    for spec in specs.values():
+        for upload in spec.uploads:
+            Path(upload.path).write_text(upload.content, encoding="utf-8")
+
+    targets_path = workdir / "targets.json"
+    deployment = LoopbackDeployment(
+        plan=plan, paths=paths, workdir=workdir, secret_values=values, upstreams=upstreams,
+        targets=build_targets(plan, api_key_enabled=api_key_enabled, upstreams=upstreams, extra=extra_targets),
+        targets_path=targets_path,
+    )
+    base = _base_env()
+    try:
+        waits: list[tuple[Process, str, float]] = []
+        if EMBEDDINGS in specs:
+            emb = specs[EMBEDDINGS]
+            p = _start(EMBEDDINGS, emb.entrypoint, {**base, **container_env(emb, values)},
+                       workdir / "embeddings.log", workdir)
+            deployment.processes.append(p)
+            waits.append((p, f"{paths.embedding_url}/health", ready_timeout))
+        for mid, model in models.items():
+            p = _start(f"llama-swap model {mid!r}", model.argv, {**base, **swap_env}, workdir / f"model-{mid}.log",
+                       workdir)
+            deployment.processes.append(p)
+            waits.append((p, model.proxy + model.check_endpoint, ready_timeout))
+        for p, url, timeout in waits:
+            wait_ready(p, url, timeout)
+        if LITELLM in specs:
+            lite = specs[LITELLM]
+            argv = [str(binaries.litellm()), *lite.entrypoint, *lite.command]
+            p = _start(LITELLM, argv, {**base, **container_env(lite, values)}, workdir / "litellm.log", workdir)
+            deployment.processes.append(p)
+            wait_ready(p, f"http://{LOOPBACK}:{paths.litellm_port}/health/liveliness", litellm_timeout)
+        deployment.write_targets(targets_path, deployment.targets)
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def with_targets(deployment: LoopbackDeployment, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the deployment's targets, changed by `change`, written next to it (for broken-target tests)."""
+    targets = json.loads(json.dumps(deployment.targets))
+    change(targets)
+    return deployment.write_targets(deployment.workdir / name, targets)
+
