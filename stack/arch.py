@@ -63,10 +63,15 @@ class WeightsSpec:
 
 @dataclass(frozen=True)
 class Recurrent:
-    """Per recurrent layer state widths (llama-hparams.cpp n_embd_r / n_embd_s)."""
+    """Per recurrent layer state widths (llama-hparams.cpp n_embd_r / n_embd_s).
+
+    `act_per_token` is the f32 values per ubatch token one recurrent layer keeps live in the
+    compute graph (stack.compute_buffer); 0 when unknown.
+    """
 
     n_embd_r: int
     n_embd_s: int
+    act_per_token: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,16 @@ class ModelArch:
     n_expert: int = 0
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    ffn_gated: bool = True
+    """SwiGLU/GeGLU feed-forward (gate + up); False for up-only FFNs (BERT, GPT-2)."""
+    v_head_dim: int = 0
+    """`value_length` as written; for MLA the latent width the attention output has (kv_lora_rank)."""
+    shared_kv: bool = False
+    """Some layers attend over another layer's KV instead of their own (gemma3n, gemma4)."""
+    ple_width: int = 0
+    """Per-layer embedding values per token (gemma3n/gemma4 `per_layer_token_embd`: n_embd_per_layer x n_layer)."""
+    n_altup: int = 0
+    """AltUp hidden streams (gemma3n keeps 4 copies of the hidden state); 0 for ordinary models."""
     notes: tuple[str, ...] = field(default=())
 
     @property

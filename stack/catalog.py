@@ -42,6 +42,8 @@ class CatalogEntry:
     n_swa: int = 0
     swa_pattern: int = 0
     causal: bool = True
+    ffn_gated: bool = True
+    """SwiGLU/GeGLU feed-forward; False for up-only FFNs (XLM-R/BERT), which the compute buffer sizes differently."""
 
     def arch(self, quant: str) -> ModelArch:
         total = self.file_bytes[quant] - METADATA_BYTES_PER_TOKEN * self.n_vocab
@@ -66,6 +68,7 @@ class CatalogEntry:
             source=f"catalog: {self.key} {quant}",
             causal=self.causal,
             n_swa=self.n_swa,
+            ffn_gated=self.ffn_gated,
         )
 
 
@@ -95,7 +98,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry("nomic-embed-text-v1.5", r"nomic-embed-text-v1\.5", "nomic-bert", 12, 768, 12, 12, 64, 3072, 30522,
                  2048, False, {"Q4_K_M": _gb(0.084), "Q8_0": _gb(0.146), "F16": _gb(0.274)}, causal=False),
     CatalogEntry("bge-m3", r"bge-m3", "bert", 24, 1024, 16, 16, 64, 4096, 250002, 8192, False,
-                 {"Q4_K_M": _gb(0.438), "Q8_0": _gb(0.635), "F16": _gb(1.16)}, causal=False),
+                 {"Q4_K_M": _gb(0.438), "Q8_0": _gb(0.635), "F16": _gb(1.16)}, causal=False, ffn_gated=False),
 )
 
 

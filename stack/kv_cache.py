@@ -43,6 +43,12 @@ class ContextShape:
         return self.n_ctx_seq
 
 
+def effective_ubatch(ctx_size: int, ubatch: int, batch: int, causal: bool = True) -> int:
+    """llama-context.cpp: n_batch = min(n_ctx, -b) for causal models, n_ubatch = min(n_batch, -ub)."""
+    n_batch = min(ctx_size, batch) if causal else batch
+    return min(n_batch, ubatch)
+
+
 def context_shape(ctx_size: int, parallel: int, kv_unified: bool) -> ContextShape:
     n_ctx = pad(ctx_size, CTX_PAD)
     if kv_unified:
@@ -53,15 +59,28 @@ def context_shape(ctx_size: int, parallel: int, kv_unified: bool) -> ContextShap
 
 @dataclass(frozen=True)
 class KvSize:
+    """K and V bytes of all layers with KV; the `*_swa_*` parts are those of the SWA cache (iSWA models)."""
+
     k_bytes: int
     v_bytes: int
     cells: int
     swa_cells: int
     layers_with_kv: int
+    k_swa_bytes: int = 0
+    v_swa_bytes: int = 0
+    swa_layers: int = 0
 
     @property
     def bytes(self) -> int:
         return self.k_bytes + self.v_bytes
+
+    @property
+    def k_base_bytes(self) -> int:
+        return self.k_bytes - self.k_swa_bytes
+
+    @property
+    def v_base_bytes(self) -> int:
+        return self.v_bytes - self.v_swa_bytes
 
 
 def swa_cells(arch: ModelArch, shape: ContextShape, ubatch: int, swa_full: bool, kv_unified: bool) -> int:
@@ -89,28 +108,46 @@ def kv_cache_size(
     if not arch.causal:
         return KvSize(0, 0, 0, 0, 0)
     n_swa_cells = swa_cells(arch, shape, ubatch, swa_full, kv_unified) if arch.has_swa else 0
-    # Without flash attention V is stored transposed, and every layer's V is as wide as the widest.
+    # llama-kv-cache.cpp [TAG_V_CACHE_VARIABLE]: without flash attention V is stored transposed, and
+    # every layer's V row is as wide as the widest layer's (n_embd_v_gqa_max over all layers).
     v_max = arch.max_n_embd_v_gqa
-    k_total = v_total = 0
-    n_layers = 0
+    k_total = v_total = k_swa = v_swa = 0
+    n_layers = n_swa_layers = 0
     for layer in arch.layers[first_layer:]:
         if not layer.has_kv:
             continue
         n_layers += 1
-        cells = n_swa_cells if (layer.swa and arch.has_swa) else shape.kv_size
-        k = row_bytes(cache_type_k, layer.k_dim * layer.n_head_kv) * cells * shape.n_stream
-        k_total += pad(k, alignment)
+        in_swa = layer.swa and arch.has_swa
+        cells = n_swa_cells if in_swa else shape.kv_size
+        k = pad(row_bytes(cache_type_k, layer.k_dim * layer.n_head_kv) * cells * shape.n_stream, alignment)
+        v = 0
         if layer.v_dim and not arch.mla:
             v_width = layer.v_dim * layer.n_head_kv if flash_attn else v_max
-            v = row_bytes(cache_type_v, v_width) * cells * shape.n_stream
-            v_total += pad(v, alignment)
-    return KvSize(k_total, v_total, shape.kv_size, n_swa_cells, n_layers)
+            v = pad(row_bytes(cache_type_v, v_width) * cells * shape.n_stream, alignment)
+        k_total += k
+        v_total += v
+        if in_swa:
+            k_swa += k
+            v_swa += v
+            n_swa_layers += 1
+    return KvSize(k_total, v_total, shape.kv_size, n_swa_cells, n_layers, k_swa, v_swa, n_swa_layers)
 
 
-def recurrent_state_bytes(arch: ModelArch, n_seq_max: int, n_rs_seq: int = 0, alignment: int = 1) -> int:
-    """llama-memory-recurrent.cpp: f32 r and s rows per recurrent layer, one cell per sequence."""
+def recurrent_state_parts(
+    arch: ModelArch, n_seq_max: int, n_rs_seq: int = 0, alignment: int = 1, first_layer: int = 0
+) -> tuple[int, int]:
+    """llama-memory-recurrent.cpp: (r, s) bytes; f32 rows per recurrent layer, one cell per sequence
+    (mem_size = max(1, n_seq_max), times 1 + n_rs_seq rollback snapshots). Layers from `first_layer` on."""
     if arch.recurrent is None:
-        return 0
+        return 0, 0
     mem = max(1, n_seq_max) * (1 + n_rs_seq)
-    per_layer = pad(4 * arch.recurrent.n_embd_r * mem, alignment) + pad(4 * arch.recurrent.n_embd_s * mem, alignment)
-    return per_layer * sum(1 for layer in arch.layers if layer.recurrent)
+    n_layers = sum(1 for layer in arch.layers[first_layer:] if layer.recurrent)
+    r = pad(4 * arch.recurrent.n_embd_r * mem, alignment) * n_layers
+    s = pad(4 * arch.recurrent.n_embd_s * mem, alignment) * n_layers
+    return r, s
+
+
+def recurrent_state_bytes(
+    arch: ModelArch, n_seq_max: int, n_rs_seq: int = 0, alignment: int = 1, first_layer: int = 0
+) -> int:
+    return sum(recurrent_state_parts(arch, n_seq_max, n_rs_seq, alignment, first_layer))

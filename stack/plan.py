@@ -87,6 +87,7 @@ class Plan:
             },
             "llama_cpp_build": self.calibration.build,
             "calibration": self.calibration.note,
+            "calibration_measured": self.calibration.measured,
             "always_on": list(self.always_on),
             "grouping": list(self.grouping),
             "matrix": self.config.matrix.model_dump() if self.config.matrix is not None else None,

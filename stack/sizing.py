@@ -13,7 +13,15 @@ from typing import Any
 from models.config import DraftConfig, GpuConfig, ServerSettings
 from stack.arch import MIB, ModelArch
 from stack.compute_buffer import Calibration, ComputeSize, compute_buffer_size
-from stack.kv_cache import ContextShape, KvSize, context_shape, kv_cache_size, recurrent_state_bytes, swa_cells
+from stack.kv_cache import (
+    ContextShape,
+    KvSize,
+    context_shape,
+    effective_ubatch,
+    kv_cache_size,
+    recurrent_state_bytes,
+    swa_cells,
+)
 
 CUDA_BUFFER_ALIGNMENT = 128
 
@@ -126,20 +134,23 @@ def _size_parts(
     ngl = settings.n_gpu_layers if cuda else 0
     shape = context_shape(settings.ctx_size, settings.parallel, settings.kv_unified)
     flash = settings.flash_attn == "on"
-    first_gpu_layer = max(arch.n_layer + 1 - ngl, 0) if cuda else 0
+    ubatch = effective_ubatch(settings.ctx_size, settings.ubatch, settings.batch, arch.causal)
+    # KV and recurrent state live beside their layer: on the GPU only for offloaded layers
+    first = min(max(arch.n_layer + 1 - ngl, 0), arch.n_layer) if cuda else 0
+    alignment = CUDA_BUFFER_ALIGNMENT if cuda else 1
     kv = kv_cache_size(
         arch,
         shape,
         cache_type_k=settings.cache_type_k,
         cache_type_v=settings.cache_type_v,
         flash_attn=flash,
-        ubatch=settings.ubatch,
+        ubatch=ubatch,
         kv_unified=settings.kv_unified,
         swa_full=swa_full,
-        alignment=CUDA_BUFFER_ALIGNMENT if cuda else 1,
-        first_layer=min(first_gpu_layer, arch.n_layer),
+        alignment=alignment,
+        first_layer=first,
     )
-    n_swa_cells = swa_cells(arch, shape, settings.ubatch, swa_full, settings.kv_unified) if arch.has_swa else 0
+    n_swa_cells = swa_cells(arch, shape, ubatch, swa_full, settings.kv_unified) if arch.has_swa else 0
     compute = compute_buffer_size(
         arch,
         shape,
@@ -155,7 +166,8 @@ def _size_parts(
         n_draft=n_draft,
     )
     weights = arch.weights.gpu_bytes(ngl) if cuda else arch.weights.total_bytes
-    return weights, kv, compute, recurrent_state_bytes(arch, shape.n_seq_max), shape
+    rs = recurrent_state_bytes(arch, shape.n_seq_max, alignment=alignment, first_layer=first)
+    return weights, kv, compute, rs, shape
 
 
 def size_process(
