@@ -10,6 +10,7 @@ stack renders (`stack.server_args.model_argv` / `embedding_argv` with local `Ren
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ from models.config import CacheType, EmbeddingConfig, GpuConfig, ModelConfig, Se
 from stack.arch import MIB, ModelArch
 from stack.arch_gguf import arch_from_header
 from stack.compute_buffer import Calibration, calibration_for
-from stack.gguf_header import read_header_file
+from stack.gguf_header import GgufHeader, read_header_file
 from stack.render_paths import RenderPaths
 from stack.server_args import PORT_MACRO, embedding_argv, model_argv
 from stack.sizing import ProcessSize, size_process
@@ -42,6 +43,9 @@ RE_RS_SIZE = re.compile(
     r"llama_memory_recurrent: size =\s*[0-9.]+ MiB .*R \((\w+)\):\s*([0-9.]+) MiB, S \((\w+)\):\s*([0-9.]+) MiB"
 )
 
+RE_ROT_K = re.compile(r"llama_kv_cache: n_rot_k = (\d+)")
+RE_ROT_V = re.compile(r"llama_kv_cache: n_rot_v = (\d+)")
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -51,6 +55,8 @@ class Layout:
     description: str
     build: Callable[[], Path]
     embedding: bool = False
+    production: bool = False
+    """A released model's real hyperparameters (zero weights): the production-shape rows."""
 
 
 def layouts() -> dict[str, Layout]:
@@ -74,6 +80,12 @@ def layouts() -> dict[str, Layout]:
         Layout("hybrid-swa", "lfm2 with sliding_window 128 (hybrid + iSWA)",
                lambda: gm.lfm2_model(gm.Lfm2ModelSpec(n_swa=128))[0]),
         Layout("encoder", "bert (all-MiniLM-L6-v2), no KV", lambda: gm.minilm_model()[0], embedding=True),
+        Layout("qwen2.5-0.5b", "Qwen2.5-0.5B-Instruct shape: qwen2, 24 layers, n_embd 896, 14/2 heads (head_dim 64), "
+               "n_ff 4864, vocab 151936, tied; zero q8_0 weights",
+               lambda: gm.production_shape_model(gm.QWEN25_05B_SPEC)[0], production=True),
+        Layout("llama3.2-1b", "Llama-3.2-1B-Instruct shape: llama, 16 layers, n_embd 2048, 32/8 heads (head_dim 64), "
+               "n_ff 8192, vocab 128256, tied; zero q8_0 weights",
+               lambda: gm.production_shape_model(gm.LLAMA32_1B_SPEC)[0], production=True),
     ]
     return {layout.key: layout for layout in items}
 
@@ -129,6 +141,8 @@ def panel() -> list[Case]:
     for key in decoders:
         cases += [Case(key, BASE), Case(key, SPLIT_FA), Case(key, UNIFIED_Q8)]
     cases += [Case("per-layer-kv", ODD_SPLIT), Case("gqa-tied", ODD_SPLIT)]
+    # q8_0 K without FA on a 64-wide head: Hadamard-rotated Q with n_embd_q = 2 n_embd
+    cases.append(Case("head-dim", Setting(ctx=4096, parallel=1, flash_attn="off", cache_k="q8_0", ubatch=512)))
     # sliding window: cells grow with slots and ubatch, not ctx; --swa-full; FA on/off
     for key in ("swa", "swa-shared-kv", "shared-kv", "hybrid-swa"):
         cases += [
@@ -144,6 +158,41 @@ def panel() -> list[Case]:
         Case("encoder", Setting(ctx=512, parallel=2, flash_attn="on", ubatch=256, batch=512)),
     ]
     return cases
+
+
+PRODUCTION_LAYOUTS = ("qwen2.5-0.5b", "llama3.2-1b")
+
+
+def production_settings() -> list[Setting]:
+    """ctx 4096/16384/32768 x (1 slot, 4 split slots, 4 unified slots) x FA off/on x f16/q8_0 cache, ub 512.
+    A quantized V cache needs flash attention, so with FA off the q8_0 rows quantize K only."""
+    out: list[Setting] = []
+    for ctx in (4096, 16384, 32768):
+        for parallel, unified in ((1, False), (4, False), (4, True)):
+            for fa in ("off", "on"):
+                for cache in ("f16", "q8_0"):
+                    out.append(Setting(ctx=ctx, parallel=parallel, kv_unified=unified, flash_attn=fa, cache_k=cache,
+                                       cache_v=cache if fa == "on" else "f16", ubatch=512))
+    return out
+
+
+def production_panel() -> list[Case]:
+    """The production-shape grid the benchmark runs (bench/RESULTS.md, own section)."""
+    return [Case(key, s) for key in PRODUCTION_LAYOUTS for s in production_settings()]
+
+
+def production_ci_panel() -> list[Case]:
+    """The part of the grid the integration test runs by default (~5 s on 2 cores): a 896 MiB KQ matrix, the
+    V-index and Hadamard-rotation rows (q8_0 K without FA, q8_0 K/V with FA), the 1B shape unified and split."""
+    return [
+        Case("qwen2.5-0.5b", Setting(ctx=32768, parallel=1, flash_attn="off", ubatch=512)),
+        Case("qwen2.5-0.5b", Setting(ctx=4096, parallel=4, flash_attn="off", cache_k="q8_0", ubatch=512)),
+        Case("qwen2.5-0.5b", Setting(ctx=16384, parallel=4, kv_unified=True, flash_attn="on", cache_k="q8_0",
+                                     cache_v="q8_0", ubatch=512)),
+        Case("llama3.2-1b", Setting(ctx=16384, parallel=4, kv_unified=True, flash_attn="off", ubatch=512)),
+        Case("llama3.2-1b", Setting(ctx=32768, parallel=4, flash_attn="on", cache_k="q8_0", cache_v="q8_0",
+                                    ubatch=512)),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,8 +226,25 @@ def render_argv(layout: Layout, path: Path, s: Setting, port: int) -> list[str]:
     return [str(port) if a == PORT_MACRO else a for a in model_argv("m", settings, paths, cpu_only=True)]
 
 
+@functools.lru_cache(maxsize=64)
+def _header(path: Path, mtime_ns: int, size: int) -> GgufHeader:
+    return read_header_file(path)
+
+
+def header(path: Path) -> GgufHeader:
+    """The fixture's GGUF header, parsed once per file version (a production vocabulary takes ~0.2 s)."""
+    st = path.stat()
+    return _header(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _arch(path: Path, mtime_ns: int, size: int) -> ModelArch:
+    return arch_from_header(_header(path, mtime_ns, size), f"gguf: {path.name}")
+
+
 def load_arch(path: Path) -> ModelArch:
-    return arch_from_header(read_header_file(path), f"gguf: {path.name}")
+    st = path.stat()
+    return _arch(path, st.st_mtime_ns, st.st_size)
 
 
 def predict(layout: Layout, path: Path, s: Setting, calibration: Calibration | None = None) -> ProcessSize:
@@ -234,6 +300,13 @@ class Measured:
     @property
     def compute_mib(self) -> float:
         return self.log.compute_total_mib
+
+    @property
+    def rotations(self) -> list[tuple[int, int]]:
+        """(n_rot_k, n_rot_v) of each KV cache in creation order (non-SWA first), from llama-kv-cache.cpp's log."""
+        ks = [int(x) for x in RE_ROT_K.findall(self.log_text)]
+        vs = [int(x) for x in RE_ROT_V.findall(self.log_text)]
+        return list(zip(ks, vs, strict=True))
 
 
 class ServerStartError(RuntimeError):

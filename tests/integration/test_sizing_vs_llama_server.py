@@ -10,7 +10,11 @@ what llama.cpp allocates with `stack.sizing.size_process` on the `cpu` profile:
   cells per cache; context shape (n_ctx, n_ctx_seq, streams);
 * recurrent state: R and S lines;
 * compute buffer: reported separately; the b11434 calibration must stay within -5 %..+20 % of the CPU
-  buffer (the table of errors is in bench/RESULTS.md).
+  buffer (the table of errors is in bench/RESULTS.md); on the production shapes within 0.5 %.
+
+Besides one small fixture per layout, a few production-shape cases (`production_ci_panel`: Qwen2.5-0.5B and
+Llama-3.2-1B hyperparameters, zero weights, compute buffers up to ~1 GiB) run by default, ~5 s on 2 cores;
+`LLS_SIZING_PRODUCTION=all` runs the whole 72-case grid of bench/RESULTS.md instead (~1 min).
 
 Needs `scripts/install-tools.sh`; `LLS_ALLOW_MISSING_TOOLS=1` skips instead of failing without llama-server.
 """
@@ -22,9 +26,20 @@ from pathlib import Path
 
 import pytest
 
-from bench.sizing_panel import Case, Measured, layouts, load_arch, measure, panel
+from bench.sizing_panel import (
+    Case,
+    Measured,
+    header,
+    layouts,
+    load_arch,
+    measure,
+    panel,
+    production_ci_panel,
+    production_panel,
+)
+from models.config import CacheType
 from stack.arch import MIB
-from stack.gguf_header import read_header_file
+from stack.compute_buffer import rotation_sizes
 from stack.kv_cache import recurrent_state_parts
 from stack.sizing import ProcessSize
 from tests.harness import binaries
@@ -36,7 +51,8 @@ PRINTED = 0.005 + 1e-9
 TENSOR_ALIGNMENT = 32
 """GGUF aligns every tensor's data to 32 bytes; the mmap span counts the padding between tensors."""
 
-CASES = panel()
+PRODUCTION_CASES = production_panel() if os.environ.get("LLS_SIZING_PRODUCTION") == "all" else production_ci_panel()
+CASES = panel() + PRODUCTION_CASES
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -93,7 +109,7 @@ def test_context_shape(case: Case, runs: Runs) -> None:
 def test_weights(case: Case, runs: Runs) -> None:
     m, p = runs.get(case)
     assert list(m.log.model_buffers) == ["CPU_Mapped"], m.log.model_buffers
-    n_tensors = len(read_header_file(layouts()[case.layout].build()).tensors)
+    n_tensors = len(header(layouts()[case.layout].build()).tensors)
     slack = n_tensors * TENSOR_ALIGNMENT / MIB
     assert abs(m.weights_mib - p.weights_bytes / MIB) <= PRINTED + slack, (m.weights_mib, p.weights_bytes / MIB)
 
@@ -137,12 +153,24 @@ def test_recurrent_state(case: Case, runs: Runs) -> None:
     assert p.recurrent_bytes == r + s > 0
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if "q8_0" in c.setting.label and c.layout != "mla"],
+                         ids=lambda c: c.id)
+def test_kv_rotation(case: Case, runs: Runs) -> None:
+    """Quantized caches with 64-multiple heads are Hadamard-rotated (its inputs and the rotated Q are in the
+    compute buffer); MLA's K-only attention builds no rotation although its cache logs an n_rot_k."""
+    m, p = runs.get(case)
+    caches = [False, True] if p.arch.has_swa else [False]
+    k, v = CacheType(case.setting.cache_k), CacheType(case.setting.cache_v)
+    expected = [rotation_sizes(p.arch, swa, k, v) for swa in caches] if m.log.kv_sizes else []
+    assert m.rotations == expected
+
+
 def test_weights_split_and_tied_output() -> None:
     """Placement groups from the tensor list: token_embd stays on the host; a tied output is a GPU copy."""
     for key, tied in (("gqa-tied", True), ("gqa-untied-q8_0", False), ("gqa-q4_k_m", False), ("mla", False)):
         path = layouts()[key].build()
         w = load_arch(path).weights
-        (token_embd,) = [t for t in read_header_file(path).tensors if t.name == "token_embd.weight"]
+        (token_embd,) = [t for t in header(path).tensors if t.name == "token_embd.weight"]
         assert w.input_bytes == token_embd.n_bytes > 0, key
         assert w.total_bytes == w.input_bytes + sum(w.layer_bytes) + w.output_bytes
         assert (w.tied_output_bytes == w.input_bytes) is tied, key
@@ -179,3 +207,11 @@ def test_compute_buffer_errors(runs: Runs) -> None:
     print("\ncompute buffer, CPU b11434:\n" + report)
     bad = [r for r in rows if not -0.05 <= r[3] <= 0.20]
     assert not bad, report
+
+
+def test_compute_buffer_at_production_shapes(runs: Runs) -> None:
+    """Where the KQ matrix, the mask and the logits have their real size the rules hold to 0.5 %."""
+    for case in PRODUCTION_CASES:
+        m, p = runs.get(case)
+        err = p.compute_bytes / MIB - m.compute_mib
+        assert abs(err) <= 0.005 * m.compute_mib, f"{case.id}: llama.cpp {m.compute_mib} MiB, ours {err:+.2f} MiB"
