@@ -1,4 +1,5 @@
 """`python -m stack plan`: validate and size a stack config without the Pulumi CLI.
+`python -m stack compose`: the same checks, then the stack's containers as a docker-compose file.
 
 Exit codes: 0 valid and fits, 1 invalid config, 2 valid but a co-resident set does not fit.
 """
@@ -7,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from models.load import ConfigError, load_stack_file
-from stack.container_specs import build_container_specs
+from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_profile
+from stack.container_specs import build_container_specs, network_spec
 from stack.header_sources import header_source_for
 from stack.plan import build_plan
 from stack.render_paths import CONTAINER_PATHS
@@ -32,6 +36,21 @@ def _parser() -> argparse.ArgumentParser:
         help="where the GGUF files are readable here (default: models_dir on the docker:host over ssh, "
         "else the local models_dir when it exists)",
     )
+    compose = sub.add_parser(
+        "compose",
+        help="validate a stack config like plan, then write it as a docker-compose file",
+        description="Write the stack's containers (the same specs `pulumi up` deploys) as a docker-compose file, "
+        "with the config files they read next to it in <name>.files/. Refuses an invalid config (exit 1) or one "
+        "that does not fit (exit 2) like plan, writing nothing. Secrets stay out of the file: docker-compose reads "
+        "them from its environment (LLAMA_SWAP_API_KEY, LITELLM_MASTER_KEY, cloud keys).",
+    )
+    compose.add_argument("--config", default="Pulumi.dev.yaml", help="stack file (default: %(default)s)")
+    compose.add_argument("--out", default="docker-compose.yml", help="compose file to write (default: %(default)s)")
+    compose.add_argument(
+        "--cpu", action="store_true",
+        help="use the cpu GPU profile whatever the stack file says: no GPU request, -ngl 0, no VRAM gate",
+    )
+    compose.add_argument("--models-dir", help="as for plan: where the GGUF files are readable here")
     return parser
 
 
@@ -64,8 +83,79 @@ def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
     return EXIT_OK if plan.fits else EXIT_DOES_NOT_FIT
 
 
+def _write_if_changed(path: Path, content: str) -> bool:
+    """Atomic replace (a running container keeps the file it mounted until it is replaced); False if unchanged."""
+    try:
+        if path.read_text(encoding="utf-8") == content:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def run_compose(config: str, out: str, cpu: bool, models_dir: str | None) -> int:
+    try:
+        stack_file = load_stack_file(config)
+        cfg = stack_file.config
+        if cpu:
+            cfg = with_cpu_profile(cfg)
+        headers = header_source_for(
+            cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
+            Path(models_dir) if models_dir else None,
+        )
+        plan = build_plan(cfg, headers)
+        for problem in getattr(headers, "problems", ()):
+            print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"{config}: invalid stack config", file=sys.stderr)
+        for key, msg in exc.problems:
+            print(f"  {key}: {msg}", file=sys.stderr)
+        return EXIT_INVALID
+    if not plan.fits:
+        print(render_text(plan), end="", file=sys.stderr)
+        print(f"{config}: does not fit; nothing written", file=sys.stderr)
+        return EXIT_DOES_NOT_FIT
+    out_path = Path(out)
+    api_key_enabled = "api_key" in stack_file.secret_keys
+    try:
+        specs = build_container_specs(plan.config, CONTAINER_PATHS, api_key_enabled=api_key_enabled)
+        result = render_compose(
+            specs, network_spec(plan.config), out_path.name,
+            header=f"Stack file: {config}" + (" with --cpu (gpu.profile: cpu)" if cpu else ""),
+        )
+    except ValueError as exc:
+        print(f"{config}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    outputs = compose_outputs(plan, api_key_enabled=api_key_enabled)
+    outputs_path = out_path.with_name(f"{files_stem(out_path.name)}.outputs.json")
+    for rel, content in result.files.items():
+        _write_if_changed(out_path.parent / rel, content)
+    _write_if_changed(outputs_path, json.dumps(outputs, indent=2) + "\n")
+    _write_if_changed(out_path, result.text)
+    services = ", ".join(spec.service for spec in specs)
+    print(f"wrote {out_path}: services {services} on network {plan.config.network.name}; "
+          f"{len(result.files)} config file(s) under {out_path.parent / result.files_dir}")
+    print(f"wrote {outputs_path}: the stack outputs, for `pytest tests/smoke --targets={outputs_path}`")
+    if result.secret_variables:
+        print(f"docker-compose reads secrets from the environment: {', '.join(result.secret_variables)}")
+    print(f"run: docker-compose -f {out_path} up -d")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plan":
         return run_plan(args.config, args.json, args.models_dir)
+    if args.command == "compose":
+        return run_compose(args.config, args.out, args.cpu, args.models_dir)
     return EXIT_INVALID

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make a Docker engine answer on this machine, for the container tests (and CI).
 #
-#   scripts/docker/engine.sh start    install Debian's docker.io if dockerd is missing; if no daemon answers,
-#                                     start `dockerd --storage-driver=vfs` in the background and wait for it
+#   scripts/docker/engine.sh start    install Debian's docker.io if dockerd is missing, and Debian's docker-compose
+#                                     (1.29, for `python -m stack compose` files) if that is missing; if no daemon
+#                                     answers, start `dockerd --storage-driver=vfs` in the background and wait for it
 #   scripts/docker/engine.sh stop     stop the daemon, but only one that this script started
 #   scripts/docker/engine.sh status   say whether a daemon answers and who started it (exit 0 yes, 3 no)
 #
@@ -73,9 +74,25 @@ ensure_installed() {
   command -v dockerd >/dev/null 2>&1 || die "docker.io installed but dockerd is not on PATH"
 }
 
+ensure_compose() {  # best effort: the compose tests say what is missing when this could not install it
+  command -v docker-compose >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    log "WARNING: docker-compose missing and not root with apt-get: install Debian's docker-compose package"
+    return 0
+  fi
+  log "installing Debian's docker-compose"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1; then
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends docker-compose >/dev/null ||
+      log "WARNING: could not install docker-compose"
+  fi
+}
+
 cmd_start() {
   with_lock
   local pid
+  ensure_compose
   if daemon_answers; then
     if pid="$(owned_pid)"; then
       log "dockerd already running (started by engine.sh, pid $pid)"

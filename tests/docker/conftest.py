@@ -1,5 +1,5 @@
 """Fixtures for the Docker tests: see tests/docker/fixtures.py."""
 
-from tests.docker.fixtures import docker_engine, local_images
+from tests.docker.fixtures import compose_cli, docker_engine, local_images
 
-__all__ = ["docker_engine", "local_images"]
+__all__ = ["compose_cli", "docker_engine", "local_images"]

@@ -32,6 +32,17 @@ def docker_engine() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def compose_cli(docker_engine: None) -> str:
+    """Path of `docker-compose` (Debian's 1.29, installed by engine.sh start); skipped/failed like docker_engine."""
+    try:
+        return support.ensure_compose()
+    except support.DockerUnavailable as exc:
+        if support.in_ci():
+            pytest.fail(f"CI: {exc}", pytrace=False)
+        pytest.skip(f"not in CI, so skipping: {exc}")
+
+
+@pytest.fixture(scope="session")
 def local_images(docker_engine: None) -> dict[str, str]:
     """KEY → reference of the local images (scripts/docker/build-images.sh; cached between runs)."""
     try:

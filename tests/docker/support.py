@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Sequence
@@ -74,6 +75,28 @@ def ensure_engine() -> bool:
         output = (proc.stdout + proc.stderr)[-3000:]
         raise DockerUnavailable(f"`{ENGINE_SH.relative_to(REPO_ROOT)} start` exited {proc.returncode}: {output}")
     return True
+
+
+def ensure_compose() -> str:
+    """Path of Debian's `docker-compose` (1.29); `engine.sh start` installs it when missing (root, apt-get)."""
+    found = shutil.which("docker-compose")
+    if found:
+        return found
+    try:
+        proc = subprocess.run(
+            ["bash", str(ENGINE_SH), "start"],
+            capture_output=True, text=True, timeout=ENGINE_START_TIMEOUT_S, check=False,
+        )
+        output = (proc.stdout + proc.stderr)[-2000:]
+    except subprocess.TimeoutExpired as exc:
+        output = f"timed out after {exc.timeout}s"
+    found = shutil.which("docker-compose")
+    if not found:
+        raise DockerUnavailable(
+            "docker-compose is not installed (Debian's docker-compose package; `scripts/docker/engine.sh start` "
+            f"installs it when run as root): {output}"
+        )
+    return found
 
 
 def stop_engine() -> None:

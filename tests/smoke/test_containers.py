@@ -1,5 +1,5 @@
 """The stack's containers on the Docker host (testinfra `host.docker`): running and healthy, with the restart
-policy, labels and read-only models mount the stack gave them.
+policy, labels and read-only models mount the stack gave them, and ports published on the bind address only.
 
 Collected only when the targets name containers and `docker` works on every `--hosts` host (run pytest as a
 user in the `docker` group, or add `--sudo`).
@@ -26,10 +26,30 @@ def _inspect(host: Any, service: str, targets: Targets) -> dict[str, Any]:
     return dict(json.loads(out.stdout)[0])
 
 
+def _why(host: Any, name: str, info: dict[str, Any]) -> str:
+    """State, exit code, restarts, the healthcheck's last output and the last log lines: why it is not healthy."""
+    state = info["State"]
+    parts = [f"status {state.get('Status')!r}", f"exit code {state.get('ExitCode')}",
+             f"{info.get('RestartCount', 0)} restart(s)"]
+    if state.get("Error"):
+        parts.append(f"error {state['Error']!r}")
+    probes = (state.get("Health") or {}).get("Log") or []
+    if probes:
+        last = probes[-1]
+        parts.append(f"last healthcheck exit {last.get('ExitCode')}: {str(last.get('Output', '')).strip()[-300:]!r}")
+    logs = host.run("docker logs --tail 5 %s", name)
+    tail = " | ".join(line.strip() for line in (logs.stdout + logs.stderr).splitlines()[-5:] if line.strip())
+    if tail:
+        parts.append(f"last log lines: {tail[-800:]}")
+    return "; ".join(parts)
+
+
 def test_container_running_and_healthy(host: Any, container_service: str, deployment: Deployment) -> None:
-    """Running, not restarting, `unless-stopped`; its Docker healthcheck reports healthy (polled while starting)."""
+    """Running, not restarting, `unless-stopped`; its Docker healthcheck reports healthy (polled while starting).
+
+    A failure names the service and container and says why: the health status, exit code, restart count, the
+    healthcheck's last output and the container's last log lines (e.g. llama-server's `failed to load model`)."""
     name = deployment.targets.container_names[container_service]
-    assert host.docker(name).is_running, f"{container_service}: container {name!r} is not running"
     deadline = time.monotonic() + deployment.ready_timeout
     while True:
         info = _inspect(host, container_service, deployment.targets)
@@ -38,10 +58,14 @@ def test_container_running_and_healthy(host: Any, container_service: str, deploy
         if health != "starting" or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert not state.get("Restarting"), f"{container_service}: container {name!r} is restarting"
     policy = info["HostConfig"]["RestartPolicy"]["Name"]
     assert policy == RESTART, f"{container_service}: restart policy {policy!r}, expected {RESTART!r}"
-    assert health == "healthy", f"{container_service}: container {name!r} health is {health!r}"
+    running = host.docker(name).is_running
+    if health != "healthy" or not running or state.get("Restarting"):
+        what = "restarting" if state.get("Restarting") else "running" if running else "not running"
+        raise AssertionError(
+            f"{container_service}: container {name!r} is {health} ({what}; {_why(host, name, info)})"
+        )
 
 
 def test_container_labels(host: Any, container_service: str, targets: Targets) -> None:
@@ -58,3 +82,19 @@ def test_models_mounted_read_only(host: Any, models_mount_service: str, targets:
     at = [m for m in mounts if m.get("Destination") == CONTAINER_PATHS.models_dir]
     assert at, f"{models_mount_service}: nothing mounted at {CONTAINER_PATHS.models_dir} ({mounts})"
     assert at[0].get("RW") is False, f"{models_mount_service}: {CONTAINER_PATHS.models_dir} is mounted writable"
+
+
+def test_ports_published_on_bind_address_only(host: Any, container_service: str, targets: Targets) -> None:
+    """The service's port is published on the address of its endpoint (`bind_address`, 127.0.0.1 by default) and
+    the container publishes nothing on any other address (an empty HostIp is every interface)."""
+    address, port = targets.published(container_service)
+    bindings = _inspect(host, container_service, targets)["HostConfig"].get("PortBindings") or {}
+    published = sorted(
+        (b.get("HostIp") or "0.0.0.0", int(b.get("HostPort") or 0), internal)
+        for internal, entries in bindings.items() for b in entries or []
+    )
+    assert any(ip == address and p == port for ip, p, _ in published), (
+        f"{container_service}: port {port} is not published on {address} ({published})"
+    )
+    elsewhere = [b for b in published if b[0] != address]
+    assert not elsewhere, f"{container_service}: also published on other addresses than {address}: {elsewhere}"

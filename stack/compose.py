@@ -1,0 +1,240 @@
+"""The stack as a docker-compose file, from the same `ContainerSpec`s the Pulumi components consume.
+
+`compose_service` is the one mapping from a spec to a compose service, the counterpart of
+`stack.components.container.container_args` for pulumi-docker; `compose_project` puts the services, the
+network and the start order together. Pure functions: writing the files is `stack.cli`'s job.
+
+The file uses the Compose Specification (no `version:` key): Debian bookworm's `docker-compose` 1.29.2 reads it
+(GPU requests via `deploy.resources.reservations.devices` need >= 1.28), and so does Compose v2 (`docker compose`).
+
+What differs from the Pulumi deployment, because compose has no equivalent, and what is added:
+
+* **uploads**: compose cannot copy a file into a container. Each rendered config file is written next to the
+  compose file, under `<compose file stem>.files/<service>/<path in the container>`, and bind-mounted read-only
+  at that path (`upload_source`). The spec's config-hash label changes with the file's content, so a changed
+  file changes the service and `docker-compose up` replaces its container, as `pulumi up` does. (The CLI
+  leaves an unchanged file alone and replaces a changed one by rename: a running container keeps what it read.)
+* **secrets**: their values never enter the file. Each secret environment variable is a `${VARIABLE:?...}`
+  reference to the shell environment of `docker-compose up`, one variable per secret key (`secret_variable`:
+  the names the smoke suite reads too); compose refuses to start when one is unset.
+* **images** are referred to by tag (Pulumi pins the image id it pulled).
+* **outputs**: `compose_outputs` writes what `pulumi stack output --json` would print (`<stem>.outputs.json`), so
+  the smoke suite (`tests/smoke --targets`) checks a compose deployment like a Pulumi one.
+* **start order**: LiteLLM waits for its backends to be healthy (`depends_on: condition: service_healthy`),
+  where Pulumi waits for every container to be healthy (`wait`) and creates LiteLLM after the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from models.config import GpuConfig, StackConfig
+from stack.container_specs import LITELLM, ContainerSpec, NetworkSpec, UploadSpec, container_name, endpoints
+from stack.litellm_config import LITELLM_MASTER_KEY_ENV, cloud_key_env
+from stack.llama_swap_config import LLAMA_SWAP_API_KEY_ENV
+from stack.outputs import auth_outputs, embedding_dimension, model_outputs
+from stack.plan import Plan
+from stack.yaml_render import dump_yaml
+
+SECRET_VARIABLES = {"api_key": LLAMA_SWAP_API_KEY_ENV, "litellm_master_key": LITELLM_MASTER_KEY_ENV}
+"""Secret config key → the shell variable compose reads its value from (cloud keys: `cloud_key_env`)."""
+
+NVIDIA_DRIVER = "nvidia"
+GPU_CAPABILITIES = ["gpu"]
+
+
+def with_cpu_profile(cfg: StackConfig) -> StackConfig:
+    """`cfg` on the `cpu` GPU profile (`compose --cpu`): no GPU request, `-ngl 0`, no VRAM gate; all else equal."""
+    return cfg.model_copy(update={"gpu": GpuConfig(profile="cpu", device=cfg.gpu.device)})
+
+
+def secret_variable(secret_key: str) -> str:
+    """The shell variable that holds a secret config key's value when the compose file is run."""
+    return SECRET_VARIABLES.get(secret_key) or cloud_key_env(secret_key)
+
+
+def escape(value: str) -> str:
+    """A literal string for a compose file: compose interpolates `$NAME`/`${NAME}` everywhere, `$$` is a `$`."""
+    return value.replace("$", "$$")
+
+
+def _secret_reference(secret_key: str) -> str:
+    variable = secret_variable(secret_key)
+    return f"${{{variable}:?set {variable} to the {secret_key} secret}}"
+
+
+def upload_source(spec: ContainerSpec, upload: UploadSpec, files_dir: str) -> str:
+    """Where an uploaded file lives on the host, relative to the compose file's directory.
+
+    `files_dir` is the directory next to the compose file that holds every service's files; the container path
+    is kept below the service's directory, so two services may upload the same path.
+    """
+    inside = PurePosixPath(upload.path)
+    if not inside.is_absolute() or ".." in inside.parts:
+        raise ValueError(f"{spec.service}: upload path {upload.path!r} must be absolute and without '..'")
+    return f"./{PurePosixPath(files_dir, spec.service, *inside.parts[1:])}"
+
+
+def _seconds(s: int) -> str:
+    return f"{s}s"
+
+
+def _port(host_ip: str, external: int, internal: int, protocol: str) -> str:
+    host = f"[{host_ip}]" if ":" in host_ip else host_ip
+    return f"{host}:{external}:{internal}/{protocol}"
+
+
+def _gpu_devices(device: str) -> list[dict[str, Any]]:
+    """`gpu.device` (`all` or `device=<id>`, docker's `--gpus` syntax as Pulumi passes it) as a device request."""
+    request: dict[str, Any] = {"driver": NVIDIA_DRIVER}
+    if device == "all":
+        request["count"] = "all"
+    elif device.startswith("device="):
+        request["device_ids"] = device.removeprefix("device=").split(",")
+    else:
+        raise ValueError(f"unsupported GPU device {device!r}; expected 'all' or 'device=<id>'")
+    request["capabilities"] = list(GPU_CAPABILITIES)
+    return [request]
+
+
+def compose_service(spec: ContainerSpec, files_dir: str) -> dict[str, Any]:
+    """One compose service with everything `container_args` gives pulumi-docker, in compose's terms.
+
+    `files_dir`: the directory (relative to the compose file) the uploads are written to; see `compose_files`.
+    """
+    hc = spec.healthcheck
+    env: dict[str, str] = {name: escape(value) for name, value in spec.env.items()}
+    env |= {name: _secret_reference(key) for name, key in spec.secret_env.items()}
+    service: dict[str, Any] = {
+        "container_name": spec.name,
+        "image": spec.image,
+    }
+    if spec.entrypoint:
+        service["entrypoint"] = [escape(a) for a in spec.entrypoint]
+    if spec.command:
+        service["command"] = [escape(a) for a in spec.command]
+    service["environment"] = dict(sorted(env.items()))
+    service["ports"] = [_port(p.host_ip, p.external, p.internal, p.protocol) for p in spec.ports]
+    volumes = [
+        {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only} for m in spec.mounts
+    ]
+    volumes += [
+        {"type": "bind", "source": upload_source(spec, u, files_dir), "target": u.path, "read_only": True}
+        for u in spec.uploads
+    ]
+    if volumes:
+        service["volumes"] = volumes
+    service["networks"] = {n.network: {"aliases": list(n.aliases)} for n in spec.networks}
+    service["healthcheck"] = {
+        "test": [escape(a) for a in hc.test],
+        "interval": _seconds(hc.interval_s),
+        "timeout": _seconds(hc.timeout_s),
+        "retries": hc.retries,
+        "start_period": _seconds(hc.start_period_s),
+    }
+    service["labels"] = {k: escape(v) for k, v in spec.labels.items()}
+    service["restart"] = spec.restart
+    service["logging"] = {"driver": spec.log_driver, "options": dict(spec.log_opts)}
+    service["stop_grace_period"] = _seconds(spec.stop_timeout_s)
+    if spec.gpu:
+        service["deploy"] = {"resources": {"reservations": {"devices": _gpu_devices(spec.gpu_device)}}}
+    return service
+
+
+def compose_network(spec: NetworkSpec) -> dict[str, Any]:
+    """The stack's network under its own name (not `<project>_<key>`), as Pulumi creates it."""
+    return {"name": spec.name, "driver": spec.driver, "labels": dict(spec.labels)}
+
+
+def compose_project(specs: Sequence[ContainerSpec], network: NetworkSpec, files_dir: str) -> dict[str, Any]:
+    """The whole compose document: every service, the network, and LiteLLM started after healthy backends."""
+    services: dict[str, Any] = {}
+    for spec in specs:
+        unknown = [n.network for n in spec.networks if n.network != network.name]
+        if unknown:
+            raise ValueError(f"{spec.service}: attached to networks {unknown} the stack does not declare")
+        service = compose_service(spec, files_dir)
+        if spec.service == LITELLM:
+            upstream = [s.service for s in specs if s.service != LITELLM]
+            if upstream:
+                service["depends_on"] = {name: {"condition": "service_healthy"} for name in upstream}
+        services[spec.service] = service
+    return {"services": services, "networks": {network.name: compose_network(network)}}
+
+
+@dataclass(frozen=True)
+class ComposeFile:
+    """What `python -m stack compose` writes: the compose text, and the upload files relative to its directory."""
+
+    text: str
+    files_dir: str
+    files: dict[str, str]
+    """Relative path (as in the compose file, without `./`) → content."""
+
+    secret_variables: tuple[str, ...]
+    """Shell variables `docker-compose up` needs, sorted."""
+
+
+def compose_files(specs: Iterable[ContainerSpec], files_dir: str) -> dict[str, str]:
+    """Relative host path → content of every upload, at the paths `compose_service` mounts."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        for upload in spec.uploads:
+            out[upload_source(spec, upload, files_dir).removeprefix("./")] = upload.content
+    return out
+
+
+def files_stem(compose_name: str) -> str:
+    """`docker-compose.yml` → `docker-compose`: the prefix of the files written beside the compose file."""
+    return PurePosixPath(compose_name).name.rsplit(".", 1)[0] or "compose"
+
+
+def files_dir_for(compose_name: str) -> str:
+    """`docker-compose.yml` → `docker-compose.files`: the uploads' directory, next to the compose file."""
+    return f"{files_stem(compose_name)}.files"
+
+
+def secret_variables_of(specs: Iterable[ContainerSpec]) -> dict[str, str]:
+    """Shell variable → the secret config key it carries, for every secret the specs use; one key per variable."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        for key in spec.secret_env.values():
+            variable = secret_variable(key)
+            if out.setdefault(variable, key) != key:
+                raise ValueError(f"secrets {out[variable]!r} and {key!r} would both be read from ${variable}")
+    return out
+
+
+def render_compose(
+    specs: Sequence[ContainerSpec], network: NetworkSpec, compose_name: str, *, header: str = ""
+) -> ComposeFile:
+    """The compose file named `compose_name` (its text, with `header` as a comment) and the files beside it."""
+    files_dir = files_dir_for(compose_name)
+    doc = compose_project(specs, network, files_dir)
+    variables = sorted(secret_variables_of(specs))
+    lines = [
+        "Generated by `python -m stack compose` from the stack's container specs; do not edit, regenerate.",
+        f"Config files the containers read are in {files_dir}/ next to this file (bind-mounted read-only).",
+    ]
+    if variables:
+        lines.append(f"Secrets come from the environment of docker-compose: {', '.join(variables)}.")
+    if header:
+        lines.append(header)
+    return ComposeFile(dump_yaml(doc, "\n".join(lines)), files_dir, compose_files(specs, files_dir), tuple(variables))
+
+
+def compose_outputs(plan: Plan, *, api_key_enabled: bool) -> dict[str, Any]:
+    """The stack outputs `stack.program.main` exports, for the same plan: the smoke suite's `--targets`."""
+    cfg = plan.config
+    urls = endpoints(cfg)
+    return {
+        "endpoints": urls,
+        **{f"{service.replace('-', '_')}_url": url for service, url in urls.items()},
+        "container_names": {service: container_name(cfg, service) for service in urls},
+        "models": model_outputs(cfg, embedding_dimension(plan)),
+        "auth_required": auth_outputs(cfg, api_key_enabled=api_key_enabled),
+        "sizing": plan.to_json(),
+    }
