@@ -14,11 +14,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.load import ConfigError, load_stack_file
+from models.load import ConfigError, StackFile, load_stack_file
 from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_profile
 from stack.container_specs import build_container_specs, network_spec
 from stack.header_sources import header_source_for
-from stack.plan import build_plan
+from stack.plan import Plan, build_plan
 from stack.render_paths import CONTAINER_PATHS
 from stack.report import files_summary, render_files_text, render_text
 
@@ -54,24 +54,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_and_plan(config: str, models_dir: str | None, *, cpu: bool = False) -> tuple[StackFile, Plan]:
+    """The one validate-and-size path of every subcommand; raises ConfigError."""
+    stack_file = load_stack_file(config)
+    cfg = with_cpu_profile(stack_file.config) if cpu else stack_file.config
+    headers = header_source_for(
+        cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
+        Path(models_dir) if models_dir else None,
+    )
+    plan = build_plan(cfg, headers)
+    for problem in getattr(headers, "problems", ()):
+        print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
+    return stack_file, plan
+
+
+def _print_invalid(config: str, exc: ConfigError) -> None:
+    print(f"{config}: invalid stack config", file=sys.stderr)
+    for key, msg in exc.problems:
+        print(f"  {key}: {msg}", file=sys.stderr)
+
+
 def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
     try:
-        stack_file = load_stack_file(config)
-        cfg = stack_file.config
-        headers = header_source_for(
-            cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
-            Path(models_dir) if models_dir else None,
-        )
-        plan = build_plan(cfg, headers)
-        for problem in getattr(headers, "problems", ()):
-            print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
+        stack_file, plan = _load_and_plan(config, models_dir)
     except ConfigError as exc:
         if as_json:
             print(json.dumps({"valid": False, "errors": [{"key": k, "message": m} for k, m in exc.problems]}))
         else:
-            print(f"{config}: invalid stack config", file=sys.stderr)
-            for key, msg in exc.problems:
-                print(f"  {key}: {msg}", file=sys.stderr)
+            _print_invalid(config, exc)
         return EXIT_INVALID
     specs = build_container_specs(plan.config, CONTAINER_PATHS, api_key_enabled="api_key" in stack_file.secret_keys)
     if as_json:
@@ -105,21 +115,9 @@ def _write_if_changed(path: Path, content: str) -> bool:
 
 def run_compose(config: str, out: str, cpu: bool, models_dir: str | None) -> int:
     try:
-        stack_file = load_stack_file(config)
-        cfg = stack_file.config
-        if cpu:
-            cfg = with_cpu_profile(cfg)
-        headers = header_source_for(
-            cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
-            Path(models_dir) if models_dir else None,
-        )
-        plan = build_plan(cfg, headers)
-        for problem in getattr(headers, "problems", ()):
-            print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
+        stack_file, plan = _load_and_plan(config, models_dir, cpu=cpu)
     except ConfigError as exc:
-        print(f"{config}: invalid stack config", file=sys.stderr)
-        for key, msg in exc.problems:
-            print(f"  {key}: {msg}", file=sys.stderr)
+        _print_invalid(config, exc)
         return EXIT_INVALID
     if not plan.fits:
         print(render_text(plan), end="", file=sys.stderr)
