@@ -31,12 +31,10 @@ a finalizer, also when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
 from tests.fixtures import gguf_models as gm
 from tests.harness.loopback import free_ports, random_key
+from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 from tests.smoke.client import Service
 
 pytestmark = pytest.mark.docker
@@ -61,7 +60,6 @@ NO_LLAMA_SWAP = (
     "llama-swap is not installable here (the Go module proxy answers 403 for github.com/mostlygeek/llama-swap): "
     "no image, so its service is left out of the exported compose file"
 )
-SMOKE_TIMEOUT_S = 300
 MISSING_MODEL = "nomic-embed-text-v1.5.Q8_0.gguf"
 """A file the fixture models directory does not hold; the catalog sizes it by name, as `plan` would."""
 
@@ -183,40 +181,11 @@ def project_for(cli: str, stack: StackUnderTest, file: Path, projects: list[Comp
     return project
 
 
-@dataclass(frozen=True)
-class SmokeRun:
-    rc: int
-    output: str
-    passed: list[str]
-    failed: dict[str, str]
-    skipped: list[str]
-
-
 def run_smoke(targets: dict[str, Any], tmp: Path, secrets: dict[str, str], *extra: str) -> SmokeRun:
     """`python -m pytest tests/smoke --hosts=local:// --targets=...`, as a user runs it on the Docker host."""
     path = tmp / f"targets-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(targets, indent=2))
-    junit = path.with_suffix(".xml")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LITELLM_MASTER_KEY",
-                                                             "LLAMA_SWAP_API_KEY")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "--hosts=local://", f"--targets={path}",
-         "-p", "no:cacheprovider", f"--junitxml={junit}", "-q", "-rfEs", *extra],
-        cwd=REPO, env={**env, **secrets}, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S, check=False,
-    )
-    passed, skipped, failed = [], [], {}
-    if junit.exists():
-        for case in ET.parse(junit).getroot().iter("testcase"):
-            name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
-            bad = case.find("failure")
-            bad = bad if bad is not None else case.find("error")
-            if bad is not None:
-                failed[name] = (bad.get("message") or "") + "\n" + (bad.text or "")
-            elif case.find("skipped") is not None:
-                skipped.append(name)
-            else:
-                passed.append(name)
-    return SmokeRun(proc.returncode, proc.stdout + proc.stderr, passed, failed, skipped)
+    return run_smoke_suite(path, path.with_suffix(".xml"), secrets, *extra)
 
 
 def wait_health(name: str, status: str, timeout_s: float) -> dict[str, Any]:

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +42,11 @@ from tests.harness.loopback import (
     loopback_deployment,
     with_targets,
 )
+from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SMOKE_TIMEOUT_S = 300
 
 
 def stack_config(chat: Path, embedding: Path, closed_port: int) -> StackConfig:
@@ -101,38 +99,9 @@ def deployment(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> 
         yield d
 
 
-@dataclass(frozen=True)
-class SmokeRun:
-    rc: int
-    output: str
-    passed: list[str]
-    failed: dict[str, str]
-    skipped: list[str]
-
-
 def run_smoke(d: LoopbackDeployment, targets: Path, junit: Path, *extra: str) -> SmokeRun:
     """`python -m pytest tests/smoke --hosts=local:// --targets=...` as a user would run it on the host."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LITELLM_MASTER_KEY",
-                                                             "LLAMA_SWAP_API_KEY")}
-    env.update(d.smoke_env())
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "--hosts=local://", f"--targets={targets}",
-         "-p", "no:cacheprovider", f"--junitxml={junit}", "-q", "-rfEs", *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S, check=False,
-    )
-    passed, skipped, failed = [], [], {}
-    if junit.exists():
-        for case in ET.parse(junit).getroot().iter("testcase"):
-            name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
-            bad = case.find("failure")
-            bad = bad if bad is not None else case.find("error")
-            if bad is not None:
-                failed[name] = (bad.get("message") or "") + "\n" + (bad.text or "")
-            elif case.find("skipped") is not None:
-                skipped.append(name)
-            else:
-                passed.append(name)
-    return SmokeRun(proc.returncode, proc.stdout + proc.stderr, passed, failed, skipped)
+    return run_smoke_suite(targets, junit, d.smoke_env(), *extra)
 
 
 def test_loopback_runs_the_rendered_files(deployment: LoopbackDeployment) -> None:
