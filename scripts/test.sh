@@ -8,7 +8,7 @@ python3 -m pip install --quiet --disable-pip-version-check -r requirements-dev.t
 bash scripts/install-tools.sh
 
 python3 -m ruff check .
-python3 -m mypy models stack
+python3 -m mypy models stack bench tests
 
 set +e
 python3 -m pytest "$@"
