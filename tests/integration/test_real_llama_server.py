@@ -18,6 +18,7 @@ from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.llama_log import MIB, parse_llama_log
 from tests.harness.llama_server import LlamaServer, cpu_args, start_llama_server
+from tests.smoke.checks import ANSWER_SCHEMA, WEATHER_TOOL
 
 pytestmark = pytest.mark.integration
 
@@ -106,21 +107,6 @@ def test_chat_completion(chat_server: LlamaServer) -> None:
     assert resp["usage"]["prompt_tokens"] > 5
 
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
-            "required": ["city"],
-            "additionalProperties": False,
-        },
-    },
-}
-
-
 def test_forced_tool_call(chat_server: LlamaServer, chat_fixture: tuple[Path, gm.ChatModelSpec]) -> None:
     """``--jinja`` + Qwen2.5 template: the server builds the tool-call grammar and parses the call.
 
@@ -157,18 +143,6 @@ def test_forced_tool_call(chat_server: LlamaServer, chat_fixture: tuple[Path, gm
         args = json.loads(calls[0]["function"]["arguments"])
         assert args["city"] in ("Paris", "Rome")
         assert not choice["message"]["content"]
-
-
-ANSWER_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "answer": {"type": "string", "enum": ["yes", "no"]},
-        "ok": {"type": "boolean"},
-        "count": {"type": "integer", "minimum": 0, "maximum": 9},
-    },
-    "required": ["answer", "ok", "count"],
-    "additionalProperties": False,
-}
 
 
 def test_json_schema_response_format(chat_server: LlamaServer) -> None:
