@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.config import CacheType, EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
+from models.config import EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
 from stack.arch import MIB, ModelArch
 from stack.arch_gguf import arch_from_header
 from stack.compute_buffer import Calibration, calibration_for
@@ -374,4 +374,3 @@ def printed(nbytes: int) -> float:
     return round(nbytes / MIB, 2)
 
 
-CACHE_TYPES = {t.value: t for t in CacheType}

@@ -490,12 +490,6 @@ class StackConfig(Strict):
         """The configured groups; empty for `groups: auto` until the sizing resolves it into a matrix."""
         return {} if self.groups == "auto" else self.groups
 
-    def group_of(self, model_id: str) -> str | None:
-        for gid, group in self.explicit_groups.items():
-            if model_id in group.members:
-                return gid
-        return None
-
     def cloud_secret_keys(self) -> list[str]:
         return sorted({fb.api_key_secret for fb in self.litellm.fallbacks}) if self.litellm.enabled else []
 

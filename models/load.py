@@ -115,7 +115,7 @@ def _secret_problems(plain: Mapping[str, Any], secrets: frozenset[str], cfg: Sta
 
 
 def parse_stack_config(
-    raw: Mapping[str, Any], secrets: frozenset[str] = frozenset(), *, require_secrets: bool = True
+    raw: Mapping[str, Any], secrets: frozenset[str] = frozenset()
 ) -> StackConfig:
     """Validate plain config values; secrets are checked by name only (their values stay encrypted)."""
     known = set(StackConfig.model_fields)
@@ -126,8 +126,7 @@ def parse_stack_config(
         raise ConfigError(problems_of(exc) + [(k, UNKNOWN_KEY) for k in unknown]) from None
     cloud = set(cfg.cloud_secret_keys())
     problems = [(k, UNKNOWN_KEY) for k in unknown if k not in cloud]
-    if require_secrets:
-        problems += _secret_problems(raw, secrets, cfg)
+    problems += _secret_problems(raw, secrets, cfg)
     if problems:
         raise ConfigError(problems)
     return cfg

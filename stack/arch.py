@@ -7,7 +7,7 @@ instead of KV, and some layers share another layer's KV.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MIB = 1024 * 1024
 
@@ -102,7 +102,6 @@ class ModelArch:
     """Per-layer embedding values per token (gemma3n/gemma4 `per_layer_token_embd`: n_embd_per_layer x n_layer)."""
     n_altup: int = 0
     """AltUp hidden streams (gemma3n keeps 4 copies of the hidden state); 0 for ordinary models."""
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def n_layer(self) -> int:

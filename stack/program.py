@@ -87,12 +87,6 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
     return plan
 
 
-def load_checked_config(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> tuple[StackConfig, dict[str, Any]]:
-    """The config to deploy and its sizing report (see `load_checked_plan`)."""
-    plan = load_checked_plan(raw, secret_keys)
-    return plan.config, plan.to_json()
-
-
 def _export_name(service: str) -> str:
     return service.replace("-", "_")
 
