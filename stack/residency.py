@@ -40,8 +40,7 @@ def swap_groups(cfg: StackConfig) -> list[SwapGroup]:
     return groups
 
 
-def evicted_by(target: str, running: frozenset[str], groups: list[SwapGroup]) -> frozenset[str]:
-    group_of = {m: g for g in groups for m in g.members}
+def evicted_by(target: str, running: frozenset[str], group_of: dict[str, SwapGroup]) -> frozenset[str]:
     tg = group_of[target]
     out = set()
     for m in running:
@@ -60,12 +59,13 @@ def reachable_states(groups: list[SwapGroup]) -> set[frozenset[str]]:
     models = sorted(m for g in groups for m in g.members)
     if len(models) > MAX_MODELS:
         raise ValueError(f"models: {len(models)} models is more than the {MAX_MODELS} the residency check explores")
+    group_of = {m: g for g in groups for m in g.members}
     seen: set[frozenset[str]] = {frozenset()}
     queue: deque[frozenset[str]] = deque([frozenset()])
     while queue:
         state = queue.popleft()
         for target in models:
-            nxt = (state - evicted_by(target, state, groups)) | {target}
+            nxt = (state - evicted_by(target, state, group_of)) | {target}
             if nxt not in seen:
                 seen.add(nxt)
                 queue.append(nxt)
