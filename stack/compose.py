@@ -32,7 +32,15 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from models.config import GpuConfig, StackConfig
-from stack.container_specs import LITELLM, ContainerSpec, NetworkSpec, UploadSpec, container_name, endpoints
+from stack.container_specs import (
+    LITELLM,
+    ContainerSpec,
+    NetworkSpec,
+    UploadSpec,
+    container_name,
+    endpoints,
+    go_duration,
+)
 from stack.litellm_config import LITELLM_MASTER_KEY_ENV, cloud_key_env
 from stack.llama_swap_config import LLAMA_SWAP_API_KEY_ENV
 from stack.outputs import auth_outputs, embedding_dimension, model_outputs
@@ -76,10 +84,6 @@ def upload_source(spec: ContainerSpec, upload: UploadSpec, files_dir: str) -> st
     if not inside.is_absolute() or ".." in inside.parts:
         raise ValueError(f"{spec.service}: upload path {upload.path!r} must be absolute and without '..'")
     return f"./{PurePosixPath(files_dir, spec.service, *inside.parts[1:])}"
-
-
-def _seconds(s: int) -> str:
-    return f"{s}s"
 
 
 def _port(host_ip: str, external: int, internal: int, protocol: str) -> str:
@@ -130,15 +134,15 @@ def compose_service(spec: ContainerSpec, files_dir: str) -> dict[str, Any]:
     service["networks"] = {n.network: {"aliases": list(n.aliases)} for n in spec.networks}
     service["healthcheck"] = {
         "test": [escape(a) for a in hc.test],
-        "interval": _seconds(hc.interval_s),
-        "timeout": _seconds(hc.timeout_s),
+        "interval": go_duration(hc.interval_s),
+        "timeout": go_duration(hc.timeout_s),
         "retries": hc.retries,
-        "start_period": _seconds(hc.start_period_s),
+        "start_period": go_duration(hc.start_period_s),
     }
     service["labels"] = {k: escape(v) for k, v in spec.labels.items()}
     service["restart"] = spec.restart
     service["logging"] = {"driver": spec.log_driver, "options": dict(spec.log_opts)}
-    service["stop_grace_period"] = _seconds(spec.stop_timeout_s)
+    service["stop_grace_period"] = go_duration(spec.stop_timeout_s)
     if spec.gpu:
         service["deploy"] = {"resources": {"reservations": {"devices": _gpu_devices(spec.gpu_device)}}}
     return service

@@ -115,6 +115,23 @@ class NetworkSpec:
     labels: Mapping[str, str]
 
 
+def go_duration(seconds: int) -> str:
+    """A duration as Go's `time.Duration.String` spells it (`300` → `5m0s`), the form Docker reports back.
+
+    pulumi-docker compares the sent string with the one it reads back from the engine; `300s` would be read
+    back as `5m0s`, and every preview would then propose to replace the container.
+    """
+    if seconds < 0:
+        raise ValueError(f"negative duration: {seconds}")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
 def config_hash(entrypoint: tuple[str, ...], command: tuple[str, ...], uploads: tuple[UploadSpec, ...]) -> str:
     """sha256 over what the process reads at start, so `docker inspect` shows which config is running."""
     doc = {

@@ -12,11 +12,7 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_docker as docker
 
-from stack.container_specs import ContainerSpec
-
-
-def _seconds(s: int) -> str:
-    return f"{s}s"
+from stack.container_specs import ContainerSpec, go_duration
 
 
 def _envs(spec: ContainerSpec, secret_env: Mapping[str, pulumi.Input[str]]) -> pulumi.Input[list[str]]:
@@ -62,10 +58,10 @@ def container_args(
         ],
         "healthcheck": docker.ContainerHealthcheckArgs(
             tests=list(hc.test),
-            interval=_seconds(hc.interval_s),
-            timeout=_seconds(hc.timeout_s),
+            interval=go_duration(hc.interval_s),
+            timeout=go_duration(hc.timeout_s),
             retries=hc.retries,
-            start_period=_seconds(hc.start_period_s),
+            start_period=go_duration(hc.start_period_s),
         ),
         "labels": [docker.ContainerLabelArgs(label=k, value=v) for k, v in spec.labels.items()],
         "uploads": [docker.ContainerUploadArgs(file=u.path, content=u.content) for u in spec.uploads],

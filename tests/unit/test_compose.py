@@ -62,7 +62,7 @@ def test_embedding_service_maps_every_field_of_its_spec() -> None:
         "networks": {"llm": {"aliases": ["embeddings"]}},
         "healthcheck": {
             "test": ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health"],
-            "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "300s",
+            "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "5m0s",
         },
         "labels": dict(spec.labels),
         "restart": "unless-stopped",

@@ -16,6 +16,7 @@ from stack.container_specs import (
     build_container_specs,
     config_hash,
     endpoints,
+    go_duration,
     network_spec,
 )
 from stack.litellm_config import render_litellm_config
@@ -195,3 +196,17 @@ def test_endpoints() -> None:
     assert endpoints(config(bind_address="::1", embeddings=None, litellm={"enabled": False})) == {
         LLAMA_SWAP: "http://[::1]:9292"
     }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "spelled"),
+    [(0, "0s"), (5, "5s"), (59, "59s"), (60, "1m0s"), (90, "1m30s"), (300, "5m0s"), (3600, "1h0m0s"), (3661, "1h1m1s")],
+)
+def test_go_duration_is_what_docker_reads_back(seconds: int, spelled: str) -> None:
+    """Docker reports durations as Go's `time.Duration.String`; sending the same spelling keeps previews empty."""
+    assert go_duration(seconds) == spelled
+
+
+def test_go_duration_refuses_negative() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        go_duration(-1)
