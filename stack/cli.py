@@ -65,6 +65,8 @@ def _load_and_plan(config: str, models_dir: str | None, *, cpu: bool = False) ->
     plan = build_plan(cfg, headers)
     for problem in getattr(headers, "problems", ()):
         print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return stack_file, plan
 
 

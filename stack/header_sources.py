@@ -30,6 +30,9 @@ class HeaderSource(Protocol):
     def read(self, file: str) -> GgufHeader | None:
         """The header of `file` (relative to models_dir); None when the file is not there."""
 
+    def exists(self, file: str) -> bool:
+        """Whether `file` is a regular file (after symlinks) under models_dir."""
+
 
 @dataclass(frozen=True)
 class LocalHeaders:
@@ -41,6 +44,9 @@ class LocalHeaders:
     def read(self, file: str) -> GgufHeader | None:
         path = self.models_dir / file
         return read_header_file(path) if path.is_file() else None
+
+    def exists(self, file: str) -> bool:
+        return (self.models_dir / file).is_file()
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,13 @@ class SshHeaders:
         except OSError as exc:
             self.problems.append(f"{self.describe(file)}: {exc}")
             return None
+
+    def exists(self, file: str) -> bool:
+        """An unreachable host counts as present: `read` already recorded that problem."""
+        try:
+            return self._stat(str(PurePosixPath(self.models_dir) / file)) is not None
+        except OSError:
+            return True
 
     def _read(self, path: str) -> GgufHeader | None:
         stat = self._stat(path)

@@ -50,7 +50,7 @@ class Scenario:
             "members": list(self.members),
             "total_mib": round(self.total_bytes / MIB, 2),
             "fits": self.fits,
-            "headroom_mib": round(self.headroom_bytes / MIB, 2),
+            "headroom_mib": round(self.headroom_bytes / MIB, 2) if self.budget_bytes > 0 else None,
             "suggestions": [s.to_json() for s in self.suggestions],
         }
 
@@ -64,6 +64,8 @@ class Plan:
     always_on: tuple[str, ...] = field(default=())
     grouping: tuple[str, ...] = field(default=())
     """How `groups: auto` was resolved; `config` then holds the resulting matrix."""
+    warnings: tuple[str, ...] = field(default=())
+    """`key: problem` lines that do not stop a deploy, e.g. a model file missing from a models_dir that exists."""
 
     @property
     def budget_bytes(self) -> int:
@@ -77,7 +79,7 @@ class Plan:
         gpu = self.config.gpu
         return {
             "fits": self.fits,
-            "budget_mib": self.budget_bytes // MIB,
+            "budget_mib": self.budget_bytes // MIB if self.budget_bytes > 0 else None,
             "gpu": {
                 "profile": gpu.profile,
                 "name": gpu.resolved_name,
@@ -93,6 +95,7 @@ class Plan:
             "matrix": self.config.matrix.model_dump() if self.config.matrix is not None else None,
             "models": {pid: p.to_json() for pid, p in self.processes.items()},
             "scenarios": [s.to_json() for s in self.scenarios],
+            "warnings": list(self.warnings),
         }
 
 
@@ -124,6 +127,33 @@ def _extras(settings: ServerSettings, key: str, headers: HeaderSource | None) ->
             )
     offload = settings.mmproj.offload if settings.mmproj is not None else True
     return Extras(settings.draft, draft_arch, mmproj_bytes, offload)
+
+
+def missing_files(cfg: StackConfig, headers: HeaderSource | None) -> list[str]:
+    """Every model file (drafts and projectors too) that the header source cannot find, as `key: problem`.
+
+    A header source exists only when models_dir is readable where the plan runs (locally or over ssh), so a file
+    it cannot find will be missing inside the containers too: llama-server fails to load it. The sizing still
+    goes on from the config's `arch` block or the catalog, so the message says so; `size_all` refuses models that
+    neither can describe.
+    """
+    if headers is None:
+        return []
+    out: list[str] = []
+    for _, key, settings, _ in _servers(cfg):
+        files = [(f"{key}.file", settings.file)]
+        if isinstance(settings, ModelConfig):
+            if settings.draft is not None:
+                files.append((f"{key}.draft.file", settings.draft.file))
+            if settings.mmproj is not None:
+                files.append((f"{key}.mmproj.file", settings.mmproj.file))
+        for file_key, file in files:
+            if not headers.exists(file):
+                out.append(
+                    f"{file_key}: {headers.describe(file)} does not exist; sized from the config's arch block or the "
+                    "catalog instead, and llama-server will fail to load it until the file is there"
+                )
+    return out
 
 
 def size_all(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibration) -> dict[str, ProcessSize]:
@@ -168,4 +198,4 @@ def build_plan(cfg: StackConfig, headers: HeaderSource | None = None) -> Plan:
             fixes = suggest_fixes(cfg, resident, sizes, budget, calibration)
             scenario = Scenario(resident, total, budget, tuple(fixes))
         scenarios.append(scenario)
-    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, grouping)
+    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, grouping, tuple(missing_files(cfg, headers)))

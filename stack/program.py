@@ -84,6 +84,8 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
         raise StackRefused(f"invalid stack config:\n{exc}") from None
     if not plan.fits:
         raise StackRefused(render_text(plan))
+    for warning in plan.warnings:
+        pulumi.log.warn(warning)
     return plan
 
 

@@ -59,9 +59,12 @@ def render_text(plan: Plan) -> str:
     lines.append("Co-resident sets (every set of processes llama-swap's routing allows on the GPU at once):")
     budget = plan.budget_bytes
     for s in plan.scenarios:
-        status = "fits" if s.fits else "DOES NOT FIT"
-        room = f", headroom {_mib(s.headroom_bytes)} MiB" if budget > 0 else ""
         lines.append(f"  {' + '.join(s.members)}")
+        if budget <= 0:
+            lines.append(f"    {_mib(s.total_bytes)} MiB of host memory; no VRAM budget to check")
+            continue
+        status = "fits" if s.fits else "DOES NOT FIT"
+        room = f", headroom {_mib(s.headroom_bytes)} MiB"
         lines.append(f"    {_bar(s.total_bytes, budget)} {_mib(s.total_bytes)} / {_mib(budget)} MiB: {status}{room}")
         for fix in s.suggestions:
             lines.append(f"    fix: {fix.text} -> {fix.model} {fix.total_mib:,.0f} MiB")
@@ -69,7 +72,10 @@ def render_text(plan: Plan) -> str:
             lines.append("    fix: no single-model change fits; use a smaller quant, fewer co-resident models "
                          "(a swap group), or a GPU with more VRAM")
     lines.append("")
-    verdict = "every co-resident set fits." if plan.fits else "refused: a co-resident set does not fit."
+    if budget <= 0:
+        verdict = "no VRAM budget on the cpu profile: nothing was checked against a limit (host memory is not checked)."
+    else:
+        verdict = "every co-resident set fits." if plan.fits else "refused: a co-resident set does not fit."
     lines.append(f"Verdict: {verdict}")
     return "\n".join(lines) + "\n"
 
