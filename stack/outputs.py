@@ -12,6 +12,7 @@ from typing import Any
 from models.config import StackConfig
 from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from stack.litellm_config import embedding_names, llama_swap_names
+from stack.llama_swap_config import EMBEDDING_PEER
 from stack.plan import Plan
 
 
@@ -26,9 +27,17 @@ def embedding_dimension(plan: Plan) -> int | None:
     return plan.processes[emb.name].arch.n_embd
 
 
+def peer_model_ids(names: list[str]) -> list[str]:
+    """How llama-swap v250 lists the embedding names it forwards to its peer: `<peer id>/<name>`
+    (`config.PeerModelFQN`). It routes that name and, because only one peer offers it, the plain name too
+    (`config.ResolvePeerModel`); clients use the plain name, as they do directly and through LiteLLM."""
+    return sorted(f"{EMBEDDING_PEER}/{name}" for name in names)
+
+
 def model_outputs(cfg: StackConfig, dimension: int | None) -> dict[str, Any]:
     """Every name each service answers to: llama-swap ids with aliases (and whether tool calls work,
-    i.e. `jinja`), the embedding server's name, aliases and vector size, and LiteLLM's public names."""
+    i.e. `jinja`), the embedding server's name, aliases and vector size, the ids llama-swap lists for the
+    embedding names (`llama_swap_ids`), and LiteLLM's public names."""
     out: dict[str, Any] = {
         "llama_swap": {
             mid: {"aliases": sorted(m.aliases), "tools": m.jinja} for mid, m in sorted(cfg.models.items())
@@ -38,7 +47,12 @@ def model_outputs(cfg: StackConfig, dimension: int | None) -> dict[str, Any]:
     }
     emb = cfg.embedding
     if emb is not None:
-        out["embedding"] = {"name": emb.name, "aliases": sorted(emb.aliases), "dimension": dimension}
+        out["embedding"] = {
+            "name": emb.name,
+            "aliases": sorted(emb.aliases),
+            "dimension": dimension,
+            "llama_swap_ids": peer_model_ids(embedding_names(cfg)),
+        }
     if cfg.litellm.enabled:
         out["litellm"] = {
             "chat": sorted(llama_swap_names(cfg)),
