@@ -301,7 +301,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start(name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> Process:
+def start_process(name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> Process:
     """Own session (so `stop` can signal the whole group), output to `log_path`, tied to this process's life."""
     with open(log_path, "wb") as log:
         log.write(("$ " + shlex.join(argv) + "\n").encode())
@@ -408,13 +408,13 @@ def loopback_deployment(
         waits: list[tuple[Process, str, float]] = []
         if EMBEDDINGS in specs:
             emb = specs[EMBEDDINGS]
-            p = _start(EMBEDDINGS, emb.entrypoint, {**base, **container_env(emb, values)},
-                       workdir / "embeddings.log", workdir)
+            p = start_process(EMBEDDINGS, emb.entrypoint, {**base, **container_env(emb, values)},
+                              workdir / "embeddings.log", workdir)
             deployment.processes.append(p)
             waits.append((p, f"{paths.embedding_url}/health", ready_timeout))
         for mid, model in models.items():
-            p = _start(f"llama-swap model {mid!r}", model.argv, {**base, **swap_env}, workdir / f"model-{mid}.log",
-                       workdir)
+            p = start_process(f"llama-swap model {mid!r}", model.argv, {**base, **swap_env},
+                              workdir / f"model-{mid}.log", workdir)
             deployment.processes.append(p)
             waits.append((p, model.proxy + model.check_endpoint, ready_timeout))
         for p, url, timeout in waits:
@@ -422,7 +422,7 @@ def loopback_deployment(
         if LITELLM in specs:
             lite = specs[LITELLM]
             argv = [str(binaries.litellm()), *lite.entrypoint, *lite.command]
-            p = _start(LITELLM, argv, {**base, **container_env(lite, values)}, workdir / "litellm.log", workdir)
+            p = start_process(LITELLM, argv, {**base, **container_env(lite, values)}, workdir / "litellm.log", workdir)
             deployment.processes.append(p)
             wait_ready(p, f"http://{LOOPBACK}:{paths.litellm_port}/health/liveliness", litellm_timeout)
         deployment.write_targets(targets_path, deployment.targets)
