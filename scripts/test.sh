@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # The project's test command (README "Set-up"): installs what the checks need, then runs them all.
-# Lint and type checks first (cheap), then pytest over unit, Pulumi-mock, integration and smoke tests.
+# Everything Python goes into the project's virtualenv (.venv, the one Pulumi.yaml names), created when missing;
+# set PYTHON to use another interpreter. Lint and type checks first (cheap), then pytest over unit, Pulumi-mock,
+# integration, Docker and real-Pulumi deploy tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+if [[ -z "${PYTHON:-}" ]]; then
+  [[ -x .venv/bin/python ]] || python3 -m venv .venv
+  PYTHON="$PWD/.venv/bin/python"
+fi
+export PYTHON PATH="$(dirname "$PYTHON"):$PATH"
+
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 bash scripts/install-tools.sh
 
-python3 -m ruff check .
-python3 -m mypy models stack bench tests
+"$PYTHON" -m ruff check .
+"$PYTHON" -m mypy models stack bench tests
 
 set +e
-python3 -m pytest "$@"
+"$PYTHON" -m pytest "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

