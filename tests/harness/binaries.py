@@ -128,7 +128,9 @@ def llama_swap() -> Path:
     for d in _go_bin_dirs():
         if _executable(d / "llama-swap"):
             return d / "llama-swap"
-    raise MissingBinaryError(f"llama-swap not found on PATH, in {toolchain_bin_dir()} or in Go bin dirs; {INSTALL_HINT}")
+    raise MissingBinaryError(
+        f"llama-swap not found on PATH, in {toolchain_bin_dir()} or in Go bin dirs; {INSTALL_HINT}"
+    )
 
 
 def pulumi() -> Path:
@@ -140,7 +142,9 @@ def pulumi() -> Path:
     for d in (Path.home() / ".pulumi" / "bin", toolchain_bin_dir()):
         if _executable(d / "pulumi"):
             return d / "pulumi"
-    raise MissingBinaryError(f"the Pulumi CLI is not on PATH, in ~/.pulumi/bin or in {toolchain_bin_dir()}; {INSTALL_HINT}")
+    raise MissingBinaryError(
+        f"the Pulumi CLI is not on PATH, in ~/.pulumi/bin or in {toolchain_bin_dir()}; {INSTALL_HINT}"
+    )
 
 
 def litellm() -> Path:
