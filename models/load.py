@@ -138,15 +138,25 @@ def load_stack_file(path: str | Path) -> StackFile:
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError([(str(p), f"cannot read the stack file: {exc.strerror}")]) from None
+        raise ConfigError([(str(p), f"cannot read the stack file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([(str(p), f"not UTF-8 text (byte {exc.start}): save the stack file as UTF-8")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([(str(p), f"not valid YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([(str(p), "YAML nested too deeply to be a stack file")]) from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("config"), Mapping):
         raise ConfigError([(str(p), "expected a Pulumi stack file with a top-level 'config:' mapping")])
     plain, secrets = split_pulumi_config(doc["config"])
-    host = doc["config"].get("docker:host")
-    opts = doc["config"].get("docker:sshOpts") or ()
-    return StackFile(
-        parse_stack_config(plain, secrets), secrets, p,
-        docker_host=str(host) if host else None, docker_ssh_opts=tuple(str(o) for o in opts),
-    )
+    host, opts = docker_settings(doc["config"].get("docker:host"), doc["config"].get("docker:sshOpts"))
+    return StackFile(parse_stack_config(plain, secrets), secrets, p, docker_host=host, docker_ssh_opts=opts)
+
+
+def docker_settings(host: Any, ssh_opts: Any) -> tuple[str | None, tuple[str, ...]]:
+    """`docker:host` and `docker:sshOpts` (the Docker provider's keys, read for ssh header reads), type-checked."""
+    if host is not None and not isinstance(host, str):
+        raise ConfigError([("docker:host", "must be a string such as unix:///var/run/docker.sock or ssh://user@host")])
+    opts = ssh_opts if ssh_opts is not None else []
+    if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
+        raise ConfigError([("docker:sshOpts", "must be a list of strings, e.g. [-i, ~/.ssh/id_ed25519]")])
+    return host or None, tuple(opts)

@@ -1,7 +1,8 @@
 """`python -m stack plan`: validate and size a stack config without the Pulumi CLI.
 `python -m stack compose`: the same checks, then the stack's containers as a docker-compose file.
 
-Exit codes: 0 valid and fits, 1 invalid config, 2 valid but a co-resident set does not fit.
+Exit codes: 0 valid and fits, 1 invalid config, 2 valid but a co-resident set does not fit, 3 internal error
+(a bug in local-llm-stack; the message says how to report it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from models.load import ConfigError, StackFile, load_stack_file
 from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_profile
 from stack.container_specs import build_container_specs, network_spec
+from stack.errors import EXIT_INTERNAL, internal_error_message, show_traceback
 from stack.header_sources import header_source_for
 from stack.plan import Plan, build_plan
 from stack.render_paths import CONTAINER_PATHS
@@ -138,10 +140,15 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None) -> int
         return EXIT_INVALID
     outputs = compose_outputs(plan, api_key_enabled=api_key_enabled)
     outputs_path = out_path.with_name(f"{files_stem(out_path.name)}.outputs.json")
-    for rel, content in result.files.items():
-        _write_if_changed(out_path.parent / rel, content)
-    _write_if_changed(outputs_path, json.dumps(outputs, indent=2) + "\n")
-    _write_if_changed(out_path, result.text)
+    try:
+        for rel, content in result.files.items():
+            _write_if_changed(out_path.parent / rel, content)
+        _write_if_changed(outputs_path, json.dumps(outputs, indent=2) + "\n")
+        _write_if_changed(out_path, result.text)
+    except OSError as exc:
+        print(f"--out: cannot write {exc.filename or out_path}: {exc.strerror or exc}; choose a writable path",
+              file=sys.stderr)
+        return EXIT_INVALID
     services = ", ".join(spec.service for spec in specs)
     print(f"wrote {out_path}: services {services} on network {plan.config.network.name}; "
           f"{len(result.files)} config file(s) under {out_path.parent / result.files_dir}")
@@ -152,10 +159,26 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None) -> int
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plan":
         return run_plan(args.config, args.json, args.models_dir)
     if args.command == "compose":
         return run_compose(args.config, args.out, args.cpu, args.models_dir)
     return EXIT_INVALID
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if show_traceback():
+            raise
+        message = internal_error_message(exc)
+        if getattr(args, "json", False):
+            print(json.dumps({"valid": False, "internal_error": True, "errors": [{"key": None, "message": message}]}))
+        else:
+            print(message, file=sys.stderr)
+        return EXIT_INTERNAL

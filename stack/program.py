@@ -15,8 +15,9 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from models.config import StackConfig
-from models.load import ConfigError, parse_stack_config
+from models.load import ConfigError, docker_settings, parse_stack_config
 from stack.components import LocalLlmStack
+from stack.errors import internal_error_message, show_traceback
 from stack.header_sources import header_source_for
 from stack.outputs import auth_outputs, embedding_dimension, model_outputs
 from stack.plan import Plan, build_plan
@@ -78,8 +79,8 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
     try:
         cfg = parse_stack_config(raw, secret_keys)
         docker = pulumi.Config("docker")
-        ssh_opts = docker.get_object("sshOpts") or []
-        plan = build_plan(cfg, header_source_for(cfg.models_dir, docker.get("host"), [str(o) for o in ssh_opts]))
+        host, ssh_opts = docker_settings(docker.get("host"), docker.get_object("sshOpts"))
+        plan = build_plan(cfg, header_source_for(cfg.models_dir, host, ssh_opts))
     except ConfigError as exc:
         raise StackRefused(f"invalid stack config:\n{exc}") from None
     if not plan.fits:
@@ -94,6 +95,18 @@ def _export_name(service: str) -> str:
 
 
 def main() -> None:
+    """Refusals and internal errors alike end the program as a `RunError`: Pulumi prints the message, no traceback."""
+    try:
+        _deploy()
+    except StackRefused:
+        raise
+    except Exception as exc:
+        if show_traceback():
+            raise
+        raise StackRefused(internal_error_message(exc)) from None
+
+
+def _deploy() -> None:
     project = pulumi.get_project()
     raw, secret_keys = read_config(project)
     plan = load_checked_plan(raw, secret_keys)

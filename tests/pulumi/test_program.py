@@ -125,7 +125,7 @@ def test_valid_stack_deploys_and_exports(mocks: RecordingMocks, exports: dict[st
     # What the smoke suite (tests/smoke) reads: every name each service answers to, and where a key is needed.
     assert exports["models"] == {
         "llama_swap": {"tiny": {"aliases": ["small"], "tools": False}},
-        "embedding": {"name": "embed", "aliases": [], "dimension": 768},
+        "embedding": {"name": "embed", "aliases": [], "dimension": 768, "llama_swap_ids": ["embeddings/embed"]},
         "litellm": {"chat": ["small", "tiny"], "embedding": ["embed"], "cloud": []},
     }
     assert exports["auth_required"] == {"llama-swap": True, "embeddings": True, "litellm": True}

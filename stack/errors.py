@@ -1,0 +1,31 @@
+"""How a failure that is not the user's reaches the user: one message, its own exit code, never a traceback.
+
+A refused config is a `models.load.ConfigError` (exit 1, key paths). Anything else escaping `plan`, `compose`
+or the Pulumi program is a bug in this project; it is reported as one, with how to report it, so it is never
+mistaken for a problem with the stack file.
+"""
+
+from __future__ import annotations
+
+import os
+
+EXIT_INTERNAL = 3
+TRACEBACK_ENV = "LLS_TRACEBACK"
+"""Set to 1 to let the traceback of an internal error through (for a bug report)."""
+_MAX_DETAIL = 500
+
+
+def show_traceback() -> bool:
+    return os.environ.get(TRACEBACK_ENV) == "1"
+
+
+def internal_error_message(exc: BaseException) -> str:
+    detail = str(exc)
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[:_MAX_DETAIL] + "..."
+    return (
+        f"internal error: {type(exc).__name__}: {detail}\n"
+        "This is a bug in local-llm-stack, not a problem with your stack config. Please report it to the project's "
+        f"issue tracker with this message, the command you ran and your stack file (rerun with {TRACEBACK_ENV}=1 "
+        "for a traceback to attach)."
+    )
