@@ -372,6 +372,8 @@ class StackConfig(Strict):
     gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
     models_dir: str
     bind_address: str = "127.0.0.1"
+    expose_unauthenticated: bool = False
+    """Accept llama-swap and the embedding server on a non-loopback `bind_address` with no `api_key` and no LiteLLM."""
     network: NetworkConfig = Field(default_factory=lambda: NetworkConfig())
     ports: PortsConfig = Field(default_factory=lambda: PortsConfig())
     images: ImagesConfig = Field(default_factory=lambda: ImagesConfig())
@@ -391,6 +393,18 @@ class StackConfig(Strict):
             msg = f"{v!r} is not an IP address; use 127.0.0.1 (default) or the address to publish on"
             raise ValueError(msg) from None
         return v
+
+    @property
+    def bind_is_loopback(self) -> bool:
+        return ipaddress.ip_address(self.bind_address).is_loopback
+
+    def publish_address(self, behind_litellm: bool) -> str:
+        """Where a service's port is published: `bind_address`, except that with LiteLLM on and a non-loopback
+        bind_address only LiteLLM is published there; the services behind it stay on loopback, so its master key
+        cannot be bypassed."""
+        if behind_litellm and self.litellm.enabled and not self.bind_is_loopback:
+            return "127.0.0.1"
+        return self.bind_address
 
     @field_validator("models_dir")
     @classmethod

@@ -105,6 +105,14 @@ def _secret_problems(plain: Mapping[str, Any], secrets: frozenset[str], cfg: Sta
     for key in (*SECRET_KEYS, *cloud):
         if key in plain:
             problems.append((key, f"must be a secret, not plain text: pulumi config set --secret {key} <value>"))
+    if not cfg.bind_is_loopback and not cfg.litellm.enabled and "api_key" not in secrets \
+            and not cfg.expose_unauthenticated:
+        problems.append((
+            "bind_address",
+            f"{cfg.bind_address} would publish llama-swap and the embedding server to the network with no key: set "
+            "the api_key secret (pulumi config set --secret api_key <value>), or enable litellm (then only LiteLLM, "
+            "with its master key, is published there), or accept it with expose_unauthenticated: true",
+        ))
     if cfg.litellm.enabled:
         for key in ("litellm_master_key", *cloud):
             if key not in secrets and key not in plain:

@@ -196,7 +196,7 @@ def _spec(
         command=command,
         env=dict(sorted(full_env.items())),
         secret_env=dict(sorted(secret_env.items())),
-        ports=(PortSpec(internal=port[0], external=port[1], host_ip=cfg.bind_address),),
+        ports=(PortSpec(internal=port[0], external=port[1], host_ip=cfg.publish_address(service != LITELLM)),),
         mounts=mounts,
         networks=(NetworkAttachment(network=cfg.network.name, aliases=(alias,)),),
         healthcheck=healthcheck,
@@ -289,19 +289,19 @@ def build_container_specs(
     return specs
 
 
-def host_url(cfg: StackConfig, port: int) -> str:
+def host_url(address: str, port: int) -> str:
     """URL of a published port as seen from the Docker host; IPv6 addresses get brackets."""
-    host = f"[{cfg.bind_address}]" if ":" in cfg.bind_address else cfg.bind_address
+    host = f"[{address}]" if ":" in address else address
     return f"http://{host}:{port}"
 
 
 def endpoints(cfg: StackConfig) -> dict[str, str]:
-    """Service key → host URL, for every service the config deploys."""
-    urls = {LLAMA_SWAP: host_url(cfg, cfg.ports.llama_swap)}
+    """Service key → host URL, for every service the config deploys, on the address its port is published on."""
+    urls = {LLAMA_SWAP: host_url(cfg.publish_address(True), cfg.ports.llama_swap)}
     if cfg.embedding is not None:
-        urls[EMBEDDINGS] = host_url(cfg, cfg.ports.embeddings)
+        urls[EMBEDDINGS] = host_url(cfg.publish_address(True), cfg.ports.embeddings)
     if cfg.litellm.enabled:
-        urls[LITELLM] = host_url(cfg, cfg.ports.litellm)
+        urls[LITELLM] = host_url(cfg.publish_address(False), cfg.ports.litellm)
     return urls
 
 

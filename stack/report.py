@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
 from stack.arch import MIB
 from stack.container_specs import ContainerSpec
+from stack.litellm_config import LITELLM_MASTER_KEY_ENV
 from stack.plan import Plan
 
 BAR_WIDTH = 40
@@ -80,14 +82,35 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _key_required(spec: ContainerSpec) -> str:
+    """The key a client must send to this container: LiteLLM's master key, the `api_key` secret, or none."""
+    if LITELLM_MASTER_KEY_ENV in spec.secret_env:
+        return "litellm_master_key"
+    return "api_key" if spec.secret_env else "none"
+
+
+def exposure(spec: ContainerSpec) -> list[dict[str, Any]]:
+    """Every published port: where it listens, whether that is loopback only, and which key guards it."""
+    return [
+        {
+            "address": p.host_ip,
+            "port": p.external,
+            "loopback_only": ipaddress.ip_address(p.host_ip).is_loopback,
+            "key": _key_required(spec),
+        }
+        for p in spec.ports
+    ]
+
+
 def files_summary(specs: Sequence[ContainerSpec]) -> list[dict[str, Any]]:
-    """What each container would get: image, published ports, GPU, and its uploaded files (size, sha256)."""
+    """What each container would get: image, published ports and their exposure, GPU, and its uploaded files."""
     return [
         {
             "container": spec.name,
             "image": spec.image,
             "gpu": spec.gpu,
             "ports": [f"{p.host_ip}:{p.external}->{p.internal}" for p in spec.ports],
+            "exposure": exposure(spec),
             "files": [
                 {"path": u.path, "bytes": len(u.content.encode()),
                  "sha256": hashlib.sha256(u.content.encode()).hexdigest()}
@@ -103,6 +126,10 @@ def render_files_text(specs: Sequence[ContainerSpec]) -> str:
     for entry in files_summary(specs):
         gpu = "GPU" if entry["gpu"] else "no GPU"
         lines.append(f"  {entry['container']}: {entry['image']} ({gpu}; {', '.join(entry['ports'])})")
+        for e in entry["exposure"]:
+            where = "loopback only" if e["loopback_only"] else "REACHABLE FROM THE NETWORK"
+            key = "no key" if e["key"] == "none" else f"key: {e['key']}"
+            lines.append(f"    exposure {e['address']}:{e['port']}: {where}, {key}")
         for f in entry["files"]:
             lines.append(f"    {f['path']}: {f['bytes']:,} bytes, sha256 {f['sha256'][:12]}")
     return "\n".join(lines) + "\n"

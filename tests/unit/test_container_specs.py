@@ -48,7 +48,22 @@ def test_ports_bind_to_loopback_by_default() -> None:
         EMBEDDINGS: [("127.0.0.1", 8081, 8080)],
         LITELLM: [("127.0.0.1", 4000, 4000)],
     }
+
+
+
+def test_with_litellm_on_only_litellm_is_published_on_a_wide_address() -> None:
+    """Its master key cannot be bypassed: llama-swap and the embedding server stay on loopback."""
     wide = _specs(config(bind_address="0.0.0.0"))
+    assert {key: {p.host_ip for p in s.ports} for key, s in wide.items()} == {
+        LLAMA_SWAP: {"127.0.0.1"}, EMBEDDINGS: {"127.0.0.1"}, LITELLM: {"0.0.0.0"},
+    }
+    assert endpoints(config(bind_address="0.0.0.0")) == {
+        LLAMA_SWAP: "http://127.0.0.1:9292", EMBEDDINGS: "http://127.0.0.1:8081", LITELLM: "http://0.0.0.0:4000",
+    }
+
+
+def test_without_litellm_every_port_follows_bind_address() -> None:
+    wide = _specs(config(bind_address="0.0.0.0", litellm={"enabled": False}, expose_unauthenticated=True))
     assert {p.host_ip for s in wide.values() for p in s.ports} == {"0.0.0.0"}
 
 
