@@ -3,29 +3,28 @@
 What runs is what the containers would run. The config to render is `stack.plan.build_plan`'s (with
 `groups: auto` it carries the matrix), with free loopback ports put into `ports` and `llama_swap.start_port`;
 the files, argv and environments come from `stack.container_specs` rendered with local `RenderPaths`
-(local `llama-server`, the fixture models directory, 127.0.0.1), so nothing is string-patched:
+(the real `llama-swap` and `llama-server` binaries, the fixture models directory, 127.0.0.1), so nothing is
+string-patched:
 
 * the **embedding server** runs its container's entrypoint (`embedding_argv`) with the container's
-  environment (`LLAMA_API_KEY` when the `api_key` secret is set);
-* every **llama-swap model** runs the `cmd` of the llama-swap config as llama-swap v250 would: the YAML is
-  parsed, `${env.NAME}` expanded first, `${PORT}` replaced by llama-swap's documented rule (model ids in
-  sorted order, `startPort + n` for the n-th model whose cmd uses it), the cmd split with POSIX shlex and
-  executed without a shell, with the llama-swap container's environment (llama-swap's children inherit it);
-  readiness is llama-swap's own: `GET proxy + checkEndpoint` until 200 (llama-server answers 503 while loading);
+  environment (`LLAMA_API_KEY` when the `api_key` secret is set); ready when `/health` answers 200;
+* **llama-swap** (v250, built from source: `binaries.llama_swap()`) runs its container's entrypoint
+  (`llama-swap -config <rendered file> -listen 127.0.0.1:<port>`) with the container's environment
+  (`LLAMA_SWAP_API_KEY`, which it expands into `apiKeys` and the embedding peer's `apiKey`); it loads the
+  rendered config itself and starts and stops each model's llama-server on demand from its `cmd`, and it
+  forwards the embedding names to the embedding server (its peer). Ready when `/health` answers 200;
 * **LiteLLM** runs `litellm` with its container's command and environment (a strong random master key,
-  `LLAMA_SWAP_API_KEY`, cloud keys) and is ready when `/health/liveliness` answers 200.
-
-**llama-swap itself is absent**: it cannot be installed here (the Go module proxy answers 403 for
-github.com/mostlygeek/llama-swap and no other registry carries it), and imitating it would prove nothing.
-So a stack with LiteLLM must have exactly one llama-swap model: the renderer's `llama_swap_url` then points
-at that model's llama-server, and LiteLLM routes its public names and aliases to it for real, one hop short.
+  `LLAMA_SWAP_API_KEY`, cloud keys), its chat routes pointing at llama-swap's loopback URL, and is ready when
+  `/health/liveliness` answers 200.
 
 Every process gets its own process group; `stop()` (always reached through the context manager) sends
-SIGTERM to each group, then SIGKILL; and each is asked to receive SIGTERM if the test process dies without
-reaching `stop()` (killed by a CI timeout), so no server outlives a run.
+SIGTERM to each group, then SIGKILL, and kills whatever llama-swap started that outlived it (llama-swap puts
+each llama-server into a process group of its own); each started process is asked to receive SIGTERM if the
+test process dies without reaching `stop()` (killed by a CI timeout), and llama-swap stops its models on SIGTERM,
+so no server outlives a run.
 
-The deployment writes a targets JSON in the shape of `pulumi stack output --json` (see `stack.program.main`),
-which `tests/smoke` reads.
+The deployment writes a targets JSON with what `pulumi stack output --json` prints for the same stack
+(`stack.compose.compose_outputs`, without container names: nothing runs in a container), which `tests/smoke` reads.
 """
 
 from __future__ import annotations
@@ -46,29 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models.config import LlamaSwapConfig, PortsConfig, StackConfig
-from stack.container_specs import (
-    EMBEDDINGS,
-    LITELLM,
-    LLAMA_SWAP,
-    ContainerSpec,
-    build_container_specs,
-    endpoints,
-)
+from stack.compose import compose_outputs
+from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP, ContainerSpec, build_container_specs
 from stack.header_sources import LocalHeaders
-from stack.outputs import auth_outputs, embedding_dimension, model_outputs
 from stack.plan import Plan, build_plan
 from stack.render_paths import RenderPaths
 from tests.harness import binaries
 from tests.harness.llama_server import LOOPBACK, http_request
-
-PORT_MACRO = "${PORT}"
-LLAMA_SWAP_ABSENT = (
-    "llama-swap is not installable here (the Go module proxy answers 403 for github.com/mostlygeek/llama-swap); "
-    "its models' rendered cmds run directly and are listed under 'upstreams'"
-)
 
 _INHERITED_SECRETS = ("LLAMA_API_KEY", "LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "OPENAI_API_KEY", "DATABASE_URL")
 
@@ -119,54 +103,24 @@ def free_ports(n: int, *, consecutive: bool = False, exclude: Sequence[int] = ()
     raise LoopbackError("not enough free loopback ports")
 
 
-def expand_env_macros(text: str, env: Mapping[str, str]) -> str:
-    """llama-swap's first load step: `${env.NAME}` replaced in the raw file text; an unset name is an error."""
-    out = text
-    start = out.find("${env.")
-    while start != -1:
-        end = out.index("}", start)
-        name = out[start + len("${env.") : end]
-        if name not in env:
-            raise LoopbackError(f"llama-swap config uses ${{env.{name}}}, which the container environment lacks")
-        value = env[name].replace("\\", "\\\\").replace('"', '\\"')
-        out = out[:start] + value + out[end + 1 :]
-        start = out.find("${env.", start + len(value))
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid` (Linux `/proc/<pid>/task/<tid>/children`); empty once it is gone."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                out += [int(c) for c in (task / "children").read_text().split()]
     return out
 
 
-@dataclass(frozen=True)
-class SwapModel:
-    """One llama-swap model with `${PORT}` substituted: what llama-swap would exec and probe."""
-
-    model_id: str
-    argv: list[str]
-    proxy: str
-    check_endpoint: str
-
-
-def llama_swap_models(config_text: str, env: Mapping[str, str]) -> dict[str, SwapModel]:
-    """Every model of a rendered llama-swap config, resolved by v250's documented load rules.
-
-    Only the rules the rendered files rely on: `${env.X}` text expansion, `${PORT}` (sorted ids, startPort + n
-    for each model whose cmd uses it), `${MODEL_ID}`; any other `${...}` left over is refused like llama-swap does.
-    """
-    doc = yaml.safe_load(expand_env_macros(config_text, env))
-    next_port = int(doc.get("startPort", 5800))
-    out: dict[str, SwapModel] = {}
-    for mid in sorted(doc["models"]):
-        entry = doc["models"][mid]
-        cmd = " ".join(line for line in str(entry["cmd"]).splitlines() if not line.strip().startswith("#"))
-        proxy = str(entry.get("proxy", "http://localhost:${PORT}"))
-        cmd, proxy = cmd.replace("${MODEL_ID}", mid), proxy.replace("${MODEL_ID}", mid)
-        if PORT_MACRO in cmd:
-            cmd, proxy = cmd.replace(PORT_MACRO, str(next_port)), proxy.replace(PORT_MACRO, str(next_port))
-            next_port += 1
-        elif PORT_MACRO in proxy:
-            raise LoopbackError(f"models.{mid}: proxy uses ${{PORT}} but cmd does not")
-        for field_name, value in (("cmd", cmd), ("proxy", proxy)):
-            if "${" in value:
-                raise LoopbackError(f"models.{mid}.{field_name}: unknown macro left in {value!r}")
-        out[mid] = SwapModel(mid, shlex.split(cmd, posix=True), proxy, str(entry.get("checkEndpoint", "/health")))
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, whatever its process group (llama-swap starts each model in a group of its own)."""
+    out: list[int] = []
+    todo = _children(pid)
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += _children(child)
     return out
 
 
@@ -189,8 +143,10 @@ class Process:
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM to the process group, SIGKILL after `grace` seconds (the group: LiteLLM forks workers)."""
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM to the process group, SIGKILL after `grace` seconds (the group: LiteLLM forks workers); then
+        SIGKILL to any descendant in another group that outlived it (a model llama-swap could not stop)."""
+        below = descendants(self.proc.pid)
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -201,6 +157,9 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _base_env() -> dict[str, str]:
@@ -230,7 +189,6 @@ class LoopbackDeployment:
     paths: RenderPaths
     workdir: Path
     secret_values: dict[str, str]
-    upstreams: dict[str, str]
     targets: dict[str, Any]
     targets_path: Path
     processes: list[Process] = field(default_factory=list)
@@ -238,6 +196,13 @@ class LoopbackDeployment:
     @property
     def config(self) -> StackConfig:
         return self.plan.config
+
+    @property
+    def llama_swap_url(self) -> str:
+        return self.paths.llama_swap_url
+
+    def process(self, service: str) -> Process:
+        return next(p for p in self.processes if p.name == service)
 
     def smoke_env(self) -> dict[str, str]:
         """The variables the smoke suite reads its keys from (the names the containers use)."""
@@ -257,11 +222,11 @@ class LoopbackDeployment:
             p.stop()
 
 
-def local_paths(cfg: StackConfig, workdir: Path, *, llama_swap_url: str) -> RenderPaths:
+def local_paths(cfg: StackConfig, workdir: Path) -> RenderPaths:
     """Where the rendered files point when the programs run here instead of in their containers."""
     return RenderPaths(
         llama_server_bin=str(binaries.llama_server()),
-        llama_swap_bin="llama-swap",  # never started: not installable here
+        llama_swap_bin=str(binaries.llama_swap()),
         models_dir=cfg.models_dir,
         llama_swap_config=str(workdir / "llama-swap.yaml"),
         litellm_config=str(workdir / "litellm.yaml"),
@@ -272,23 +237,17 @@ def local_paths(cfg: StackConfig, workdir: Path, *, llama_swap_url: str) -> Rend
         embedding_port=cfg.ports.embeddings,
         litellm_host=LOOPBACK,
         litellm_port=cfg.ports.litellm,
-        llama_swap_url=llama_swap_url,
+        llama_swap_url=f"http://{LOOPBACK}:{cfg.ports.llama_swap}",
         embedding_url=f"http://{LOOPBACK}:{cfg.ports.embeddings}",
     )
 
 
 def loopback_config(cfg: StackConfig) -> StackConfig:
     """`cfg` with free loopback ports for every service and a free `startPort` range for the models."""
-    if cfg.litellm.enabled and len(cfg.models) != 1:
-        raise ValueError(
-            "a loopback deployment with LiteLLM needs exactly one llama-swap model: llama-swap is not installable "
-            "here, so LiteLLM's llama-swap URL points straight at that model's llama-server"
-        )
     model_ports = free_ports(len(cfg.models), consecutive=True)
     swap, emb, lite = free_ports(3, exclude=model_ports)
-    start = model_ports[0]
     ports = PortsConfig(llama_swap=swap, embeddings=emb, litellm=lite)
-    swap_settings = LlamaSwapConfig.model_validate({**cfg.llama_swap.model_dump(), "start_port": start})
+    swap_settings = LlamaSwapConfig.model_validate({**cfg.llama_swap.model_dump(), "start_port": model_ports[0]})
     return cfg.model_copy(update={"bind_address": LOOPBACK, "ports": ports, "llama_swap": swap_settings})
 
 
@@ -337,22 +296,11 @@ def wait_ready(process: Process, url: str, timeout: float) -> None:
 
 
 def build_targets(
-    plan: Plan, *, api_key_enabled: bool, upstreams: Mapping[str, str], extra: Mapping[str, Any] | None = None
+    plan: Plan, *, api_key_enabled: bool, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """`pulumi stack output --json` of this stack as deployed here: no llama-swap endpoint, no containers."""
-    cfg = plan.config
-    urls = {service: url for service, url in endpoints(cfg).items() if service != LLAMA_SWAP}
-    targets: dict[str, Any] = {
-        "endpoints": urls,
-        **{f"{service.replace('-', '_')}_url": url for service, url in urls.items()},
-        "models": model_outputs(cfg, embedding_dimension(plan)),
-        "auth_required": {
-            s: v for s, v in auth_outputs(cfg, api_key_enabled=api_key_enabled).items() if s != LLAMA_SWAP
-        },
-        "sizing": plan.to_json(),
-        "upstreams": dict(sorted(upstreams.items())),
-        "loopback": {"llama-swap": LLAMA_SWAP_ABSENT},
-    }
+    """`pulumi stack output --json` of this stack as deployed here: every endpoint, no containers."""
+    targets = {k: v for k, v in compose_outputs(plan, api_key_enabled=api_key_enabled).items()
+               if k != "container_names"}
     return {**targets, **(extra or {})}
 
 
@@ -379,28 +327,18 @@ def loopback_deployment(
     local = plan.config
     values = secrets_for(local, api_key=api_key)
     api_key_enabled = "api_key" in values
-
-    # llama-swap's config does not depend on llama_swap_url: render it once to learn the model ports.
-    probe = local_paths(local, workdir, llama_swap_url="http://unused")
-    swap_spec = build_container_specs(local, probe, api_key_enabled=api_key_enabled)[0]
-    swap_env = container_env(swap_spec, values)
-    swap_text = swap_spec.uploads[0].content
-    models = llama_swap_models(swap_text, swap_env)
-    upstreams = {mid: m.proxy for mid, m in models.items()}
-    paths = local_paths(local, workdir, llama_swap_url=next(iter(upstreams.values())))
+    paths = local_paths(local, workdir)
     if adjust_paths is not None:
         paths = adjust_paths(paths)
     specs = {s.service: s for s in build_container_specs(local, paths, api_key_enabled=api_key_enabled)}
-    if specs[LLAMA_SWAP].uploads[0].content != swap_text:
-        raise LoopbackError("the llama-swap config changed with llama_swap_url; the model ports would be wrong")
     for spec in specs.values():
         for upload in spec.uploads:
             Path(upload.path).write_text(upload.content, encoding="utf-8")
 
     targets_path = workdir / "targets.json"
     deployment = LoopbackDeployment(
-        plan=plan, paths=paths, workdir=workdir, secret_values=values, upstreams=upstreams,
-        targets=build_targets(plan, api_key_enabled=api_key_enabled, upstreams=upstreams, extra=extra_targets),
+        plan=plan, paths=paths, workdir=workdir, secret_values=values,
+        targets=build_targets(plan, api_key_enabled=api_key_enabled, extra=extra_targets),
         targets_path=targets_path,
     )
     base = _base_env()
@@ -412,11 +350,11 @@ def loopback_deployment(
                               workdir / "embeddings.log", workdir)
             deployment.processes.append(p)
             waits.append((p, f"{paths.embedding_url}/health", ready_timeout))
-        for mid, model in models.items():
-            p = start_process(f"llama-swap model {mid!r}", model.argv, {**base, **swap_env},
-                              workdir / f"model-{mid}.log", workdir)
-            deployment.processes.append(p)
-            waits.append((p, model.proxy + model.check_endpoint, ready_timeout))
+        swap = specs[LLAMA_SWAP]
+        p = start_process(LLAMA_SWAP, swap.entrypoint, {**base, **container_env(swap, values)},
+                          workdir / "llama-swap.log", workdir)
+        deployment.processes.append(p)
+        waits.append((p, f"http://{LOOPBACK}:{paths.llama_swap_port}/health", ready_timeout))
         for p, url, timeout in waits:
             wait_ready(p, url, timeout)
         if LITELLM in specs:
@@ -436,4 +374,3 @@ def with_targets(deployment: LoopbackDeployment, name: str, change: Callable[[di
     targets = json.loads(json.dumps(deployment.targets))
     change(targets)
     return deployment.write_targets(deployment.workdir / name, targets)
-

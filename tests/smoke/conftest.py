@@ -51,8 +51,6 @@ KEY_SOURCE = {
     "LLAMA_SWAP_API_KEY": "pulumi config get api_key",
     "LITELLM_MASTER_KEY": "pulumi config get litellm_master_key",
 }
-UPSTREAM = "upstream:"
-"""Route prefix for a llama-swap model's own llama-server (loopback deployments only: `upstreams`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -120,7 +118,7 @@ class Route:
     """The llama-swap model id behind `model` (None for the embedding server)."""
 
     def __str__(self) -> str:
-        return self.service if self.service == UPSTREAM + self.model else f"{self.service}:{self.model}"
+        return f"{self.service}:{self.model}"
 
 
 def _first(items: list[str]) -> list[str]:
@@ -135,6 +133,15 @@ def _swap_pairs(t: Targets) -> list[tuple[str, str]]:
     return (evicting or pairs)[:1]
 
 
+def _matrix_orders(t: Targets) -> list[tuple[str, ...]]:
+    """One request order for a matrix stack: every model id up, then back down (`a b c b a`), so each model is
+    requested once with others loaded and the sets the sizing chose decide what stays."""
+    ids = sorted(t.models)
+    if t.matrix is None or len(ids) < 2:
+        return []
+    return [(*ids, *reversed(ids[:-1]))]
+
+
 def _routes(t: Targets) -> dict[str, list[Any]]:
     """Every parameter list of the suite, from the targets."""
     ids = list(t.models)
@@ -142,9 +149,8 @@ def _routes(t: Targets) -> dict[str, list[Any]]:
     swap = LLAMA_SWAP in t.endpoints
     lite = LITELLM in t.endpoints
 
-    def via(service_ids: list[str], upstream_ids: list[str], lite_ids: list[str]) -> list[Route]:
+    def via(service_ids: list[str], lite_ids: list[str]) -> list[Route]:
         out = [Route(LLAMA_SWAP, m, m) for m in service_ids] if swap else []
-        out += [Route(UPSTREAM + m, m, m) for m in upstream_ids if m in t.upstreams]
         out += [Route(LITELLM, m, m) for m in lite_ids] if lite else []
         return out
 
@@ -152,20 +158,21 @@ def _routes(t: Targets) -> dict[str, list[Any]]:
     if t.embedding is not None:
         if EMBEDDINGS in t.endpoints:
             emb_routes.append(Route(EMBEDDINGS, t.embedding.name))
-        if swap:  # llama-swap forwards the embedding names to the embedding server (a peer)
-            emb_routes += [Route(LLAMA_SWAP, n) for n in t.embedding.names]
+        if swap:  # llama-swap forwards each embedding name to its peer, the plain one and the one it lists
+            emb_routes += [Route(LLAMA_SWAP, n) for n in (*t.embedding.names, *t.embedding.llama_swap_ids)]
         if lite and t.litellm is not None:
             emb_routes += [Route(LITELLM, n) for n in t.litellm.embedding]
     return {
-        "health_service": [*t.endpoints, *(UPSTREAM + m for m in t.upstreams)],
+        "health_service": list(t.endpoints),
         "published_service": list(t.endpoints),
         "keyed_service": [s for s in t.endpoints if t.auth_required.get(s)],
-        "chat_route": via(ids, ids, _first(ids)),
-        "feature_route": via(_first(ids), _first(ids), _first(ids)),
-        "tool_route": via(_first(tool_ids), tool_ids, _first(tool_ids)),
+        "chat_route": via(ids, _first(ids)),
+        "feature_route": via(_first(ids), _first(ids)),
+        "tool_route": via(_first(tool_ids), _first(tool_ids)),
         "embedding_route": emb_routes,
         "litellm_chat_name": list(t.litellm.chat) if lite and t.litellm else [],
         "swap_pair": _swap_pairs(t) if swap else [],
+        "matrix_request_order": _matrix_orders(t) if swap else [],
         "container_service": list(t.container_names),
         "models_mount_service": [s for s in t.container_names if s in (LLAMA_SWAP, EMBEDDINGS)],
     }
@@ -242,15 +249,11 @@ class Deployment:
     tool_call_logit_bias: dict[str, dict[str, float]]
 
     def service(self, key: str, *, need_key: bool = True) -> Service:
-        """`llama-swap`, `embeddings`, `litellm`, or `upstream:<model id>`.
+        """`llama-swap`, `embeddings` or `litellm`.
 
         Fails, naming the variable to export, when the deployment requires a key that is not in the environment
         (`need_key=False` for public paths such as `/health`).
         """
-        if key.startswith(UPSTREAM):
-            mid = key.removeprefix(UPSTREAM)
-            return Service(f"llama-swap model {mid!r} (its llama-server)", self.targets.upstreams[mid],
-                           timeout=self.request_timeout)
         if key not in self.targets.endpoints:
             raise AssertionError(f"{key}: not in the targets' endpoints {sorted(self.targets.endpoints)}")
         url = rewrite_host(self.targets.endpoints[key], self.endpoint_host)
@@ -265,7 +268,7 @@ class Deployment:
         return Service(key, url, key=token, timeout=self.request_timeout)
 
     def health_path(self, key: str) -> str:
-        return "/health" if key.startswith(UPSTREAM) else HEALTH_PATHS[key]
+        return HEALTH_PATHS[key]
 
 
 @pytest.fixture(scope="session")

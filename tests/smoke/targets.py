@@ -2,9 +2,9 @@
 
 Keys (written by `stack.program.main`): `endpoints` (service → URL as seen from the Docker host),
 `container_names` (service → container), `models` (llama-swap ids with aliases and tool support, the embedding
-server's names and vector size, LiteLLM's public names), `auth_required` (service → key required) and
-`sizing` (its `scenarios` say which models may be loaded together). The loopback harness adds `upstreams`
-(llama-swap model id → the llama-server started from its cmd) and may add `smoke.tool_call_logit_bias`.
+server's names, vector size and the ids llama-swap lists for them, LiteLLM's public names), `auth_required`
+(service → key required) and `sizing` (its `scenarios` say which models may be loaded together, its `matrix`
+the llama-swap matrix sets, if any). The loopback harness may add `smoke.tool_call_logit_bias`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,40 @@ class Embedding:
     name: str
     aliases: tuple[str, ...]
     dimension: int | None
+    llama_swap_ids: tuple[str, ...] = ()
+    """What llama-swap's `/v1/models` lists for the names above (`embeddings/<name>`); it routes both forms."""
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """llama-swap's matrix router as the sizing chose it: named sets of models, and eviction costs."""
+
+    sets: dict[str, frozenset[str]]
+    evict_costs: dict[str, int]
+
+    def after_request(self, running: frozenset[str], target: str) -> set[frozenset[str]]:
+        """What may stay loaded after a request to `target` (llama-swap v250 `internal/matrix` `Program.Solve`).
+
+        Of the sets holding `target`, the one whose eviction cost (per loaded model outside it: its `evict_costs`,
+        else 1) is lowest wins; the models outside it are evicted. A model in no set runs alone. On a tie llama-swap
+        takes the set written first, an order the stack outputs do not keep (JSON objects), so every tied set's
+        outcome is returned: one outcome whenever the sets do not tie.
+        """
+        if target in running:
+            return {running}
+        costs = {
+            name: sum(self.evict_costs.get(m, 1) for m in running - members)
+            for name, members in self.sets.items()
+            if target in members
+        }
+        if not costs:
+            return {frozenset({target})}
+        best = min(costs.values())
+        return {(running & self.sets[name]) | {target} for name, cost in costs.items() if cost == best}
 
 
 @dataclass(frozen=True)
@@ -58,7 +88,7 @@ class Targets:
     litellm: LiteLLMNames | None
     auth_required: dict[str, bool]
     scenarios: tuple[frozenset[str], ...]
-    upstreams: dict[str, str] = field(default_factory=dict)
+    matrix: Matrix | None = None
     tool_call_logit_bias: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def published(self, service: str) -> tuple[str, int]:
@@ -109,10 +139,13 @@ def parse_targets(doc: Mapping[str, Any]) -> Targets:
     }
     emb_doc = models_doc.get("embedding")
     embedding = (
-        Embedding(emb_doc["name"], tuple(emb_doc.get("aliases", ())), emb_doc.get("dimension"))
+        Embedding(emb_doc["name"], tuple(emb_doc.get("aliases", ())), emb_doc.get("dimension"),
+                  tuple(emb_doc.get("llama_swap_ids", ())))
         if emb_doc
         else None
     )
+    if LLAMA_SWAP in endpoints and embedding is not None and not embedding.llama_swap_ids:
+        _need(emb_doc, "llama_swap_ids")
     lite_doc = models_doc.get("litellm")
     litellm = (
         LiteLLMNames(tuple(lite_doc["chat"]), tuple(lite_doc["embedding"]), tuple(lite_doc.get("cloud", ())))
@@ -123,7 +156,15 @@ def parse_targets(doc: Mapping[str, Any]) -> Targets:
         raise TargetsError("targets have a litellm endpoint but models.litellm is empty")
     if EMBEDDINGS in endpoints and embedding is None:
         raise TargetsError("targets have an embeddings endpoint but models.embedding is empty")
-    scenarios = tuple(frozenset(s["members"]) for s in doc.get("sizing", {}).get("scenarios", ()))
+    sizing = doc.get("sizing") or {}
+    scenarios = tuple(frozenset(s["members"]) for s in sizing.get("scenarios", ()))
+    matrix_doc = sizing.get("matrix")
+    matrix = (
+        Matrix({str(k): frozenset(v) for k, v in matrix_doc["sets"].items()},
+               {str(k): int(v) for k, v in (matrix_doc.get("evict_costs") or {}).items()})
+        if matrix_doc
+        else None
+    )
     names = doc.get("container_names") or {}
     bias = (doc.get("smoke") or {}).get("tool_call_logit_bias") or {}
     return Targets(
@@ -134,7 +175,7 @@ def parse_targets(doc: Mapping[str, Any]) -> Targets:
         litellm=litellm,
         auth_required={str(k): bool(v) for k, v in _need(doc, "auth_required").items()},
         scenarios=scenarios,
-        upstreams={str(k): str(v).rstrip("/") for k, v in (doc.get("upstreams") or {}).items()},
+        matrix=matrix,
         tool_call_logit_bias={str(m): {str(t): float(b) for t, b in v.items()} for m, v in bias.items()},
     )
 

@@ -1,6 +1,5 @@
-"""Chat completions answer through every entrance: llama-swap (each model), LiteLLM (a public name) and, in a
-loopback deployment, each model's own llama-server: plain, streamed, JSON-schema constrained and a forced
-tool call."""
+"""Chat completions answer through every entrance, llama-swap (each model) and LiteLLM (a public name): plain,
+streamed, JSON-schema constrained and a forced tool call."""
 
 from __future__ import annotations
 

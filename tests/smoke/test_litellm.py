@@ -20,7 +20,7 @@ def test_litellm_lists_every_public_name(deployment: Deployment) -> None:
 
 def test_litellm_routes_public_name(litellm_chat_name: str, deployment: Deployment) -> None:
     """The answer comes from the name's own deployment group without a fallback; behind it, the right model
-    serves it: llama-swap's `/running` shows that model, or (loopback) LiteLLM called that model's server."""
+    serves it: llama-swap's `/running` shows that model ready."""
     t = deployment.targets
     svc = deployment.service(LITELLM)
     r = svc.ok("POST", "/v1/chat/completions", chat_body(litellm_chat_name, max_tokens=4))
@@ -32,7 +32,3 @@ def test_litellm_routes_public_name(litellm_chat_name: str, deployment: Deployme
         running = {e.get("model"): e.get("state") for e in swap.json("GET", "/running").get("running", [])}
         swap.check(running.get(model_id) == "ready",
                    f"after LiteLLM served {litellm_chat_name!r}, /running shows {running}, not {model_id!r} ready")
-    elif model_id in t.upstreams:
-        api_base = r.headers.get("x-litellm-model-api-base", "").rstrip("/")
-        svc.check(api_base == t.upstreams[model_id] + "/v1",
-                  f"{litellm_chat_name!r} went to {api_base!r}, not to model {model_id!r} at {t.upstreams[model_id]}")
