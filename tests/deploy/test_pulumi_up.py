@@ -78,7 +78,9 @@ class Deployed:
         """`pulumi stack output --json`, then the smoke suite on it, with the deployment's keys in the environment."""
         targets = self.project.outputs_json(self.tmp / f"outputs-{label}.json")
         env = {"LLAMA_SWAP_API_KEY": self.secrets["api_key"], "LITELLM_MASTER_KEY": self.secrets["litellm_master_key"]}
-        run = run_smoke_suite(targets, self.tmp / f"smoke-{label}.xml", env)
+        # Random weights never open a tool call by themselves: the forced tool-call check gets a logit bias.
+        bias = json.dumps({"chat": gm.tool_call_bias(gm.chat_model()[1])})
+        run = run_smoke_suite(targets, self.tmp / f"smoke-{label}.xml", env, f"--tool-call-logit-bias={bias}")
         assert run.rc == 0 and not run.failed, f"smoke suite ({label}) failed:\n{run.output[-8000:]}"
         assert len(run.passed) >= 10, run.output[-3000:]
 

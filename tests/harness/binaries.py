@@ -54,11 +54,13 @@ def _override(env: str) -> Path | None:
 
 @functools.cache
 def require(find: Callable[[], Path]) -> Path:
-    """The binary `find` locates; in tests, a missing one fails, or skips with LLS_ALLOW_MISSING_TOOLS=1."""
+    """The binary `find` locates; in tests, a missing one fails, or skips with LLS_ALLOW_MISSING_TOOLS=1 (never
+    under CI=true, where a missing program must not pass as green)."""
     try:
         return find()
     except MissingBinaryError as e:
-        if os.environ.get("LLS_ALLOW_MISSING_TOOLS") == "1":
+        in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+        if os.environ.get("LLS_ALLOW_MISSING_TOOLS") == "1" and not in_ci:
             import pytest
 
             pytest.skip(str(e))

@@ -30,7 +30,6 @@ from tests.harness import binaries
 from tests.harness.llama_server import http_request
 from tests.harness.loopback import LoopbackDeployment, loopback_deployment
 from tests.harness.smoke_runner import run_smoke_suite
-from tests.integration.test_smoke_loopback import tool_call_bias
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +65,7 @@ def sized_stack() -> tuple[StackConfig, dict[str, Any]]:
     size = {name: p.total_bytes / MIB for name, p in probe.processes.items()}
     vram = math.ceil(size[EMBEDDER] + size["large"] + size["small"]) + 1
     assert size[EMBEDDER] + size["large"] + size["mid"] > vram, size
-    hints = {"smoke": {"tool_call_logit_bias": {"mid": tool_call_bias(mid_spec)}}}
+    hints = {"smoke": {"tool_call_logit_bias": {"mid": gm.tool_call_bias(mid_spec)}}}
     return auto_stack(vram, small.parent, files, emb.name), hints
 
 

@@ -73,11 +73,6 @@ def stack_config(chat: Path, plain: Path, embedding: Path, closed_port: int) -> 
     })
 
 
-def tool_call_bias(spec: gm.ChatModelSpec) -> dict[str, int]:
-    """Random weights never open a tool call: bias the fixture's single-token opener, then the end of turn."""
-    return {str(spec.special_token_id(gm.TOOL_CALL_OPENER)): 20, str(spec.special_token_id(gm.EOS_TOKEN)): 40}
-
-
 @dataclass(frozen=True)
 class Fixtures:
     config: StackConfig
@@ -90,7 +85,7 @@ def fixtures() -> Fixtures:
     chat, spec = gm.chat_model()
     plain, _ = gm.chat_model(gm.ChatModelSpec(arch="llama", dtype="f32"))
     emb, _ = gm.minilm_model()
-    hints = {"smoke": {"tool_call_logit_bias": {"chat": tool_call_bias(spec)}}}
+    hints = {"smoke": {"tool_call_logit_bias": {"chat": gm.tool_call_bias(spec)}}}
     return Fixtures(stack_config(chat, plain, emb, free_ports(1)[0]), hints)
 
 

@@ -12,7 +12,8 @@ from stack.header_sources import LocalHeaders
 from stack.plan import build_plan
 from tests.unit.helpers import stack, write_stack_file
 
-CHAT = {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}
+CHAT_FILE = "Qwen2.5-7B-Instruct-Q4_K_M.gguf"
+CHAT = {"file": CHAT_FILE, "ctx_size": 4096}
 EMBED = {"name": "embed", "file": "nomic-embed-text-v1.5.Q8_0.gguf"}
 
 
@@ -20,14 +21,14 @@ def test_missing_files_are_named_with_their_keys(tmp_path: Path) -> None:
     (tmp_path / "other.gguf").write_bytes(b"")
     plan = build_plan(stack(models={"chat": CHAT}, embeddings=EMBED, models_dir=str(tmp_path)), LocalHeaders(tmp_path))
     assert [w.split(":", 1)[0] for w in plan.warnings] == ["models.chat.file", "embeddings.file"]
-    assert str(tmp_path / CHAT["file"]) in plan.warnings[0]
+    assert str(tmp_path / CHAT_FILE) in plan.warnings[0]
     assert "sized from the config's arch block or the catalog" in plan.warnings[0]
     assert plan.to_json()["warnings"] == list(plan.warnings)
     assert plan.fits
 
 
 def test_a_directory_where_the_file_should_be_is_missing(tmp_path: Path) -> None:
-    (tmp_path / CHAT["file"]).mkdir()
+    (tmp_path / CHAT_FILE).mkdir()
     plan = build_plan(stack(models={"chat": CHAT}, models_dir=str(tmp_path)), LocalHeaders(tmp_path))
     assert [w.split(":", 1)[0] for w in plan.warnings] == ["models.chat.file"]
 
@@ -41,7 +42,7 @@ def test_plan_prints_the_warning_and_still_exits_0(tmp_path: Path, capsys: pytes
     f = write_stack_file(tmp_path / "Pulumi.w.yaml", {"models_dir": str(tmp_path), "models": {"chat": CHAT}})
     assert main(["plan", "--config", str(f)]) == 0
     err = capsys.readouterr().err
-    assert f"warning: models.chat.file: {tmp_path / CHAT['file']} does not exist" in err
+    assert f"warning: models.chat.file: {tmp_path / CHAT_FILE} does not exist" in err
 
 
 def test_cpu_profile_says_there_is_no_vram_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
