@@ -13,36 +13,11 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from tests.docker.support import docker
 
 PROJECT_LABEL = "com.docker.compose.project"
 SECRET_VARIABLES = ("LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "LLAMA_API_KEY", "OPENAI_API_KEY")
-
-
-def without_services(doc: dict[str, Any], names: set[str]) -> dict[str, Any]:
-    """The compose document without the services `names` and without `depends_on` entries naming them."""
-    services: dict[str, Any] = {}
-    for key, service in doc["services"].items():
-        if key in names:
-            continue
-        service = dict(service)
-        deps = {k: v for k, v in (service.get("depends_on") or {}).items() if k not in names}
-        if deps:
-            service["depends_on"] = deps
-        else:
-            service.pop("depends_on", None)
-        services[key] = service
-    return {**doc, "services": services}
-
-
-def write_compose(path: Path, doc: dict[str, Any], why: str) -> Path:
-    comments = "".join(f"# {line}\n" for line in why.splitlines())
-    path.write_text(comments + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @dataclass

@@ -1,31 +1,36 @@
 """The stack's declared containers on a real Docker engine, brought up from `python -m stack compose` output.
 
 `python -m stack compose --cpu` turns the same `ContainerSpec`s the Pulumi components consume into a compose file
-(`stack.compose.compose_service`, the counterpart of `container_args`); Debian's `docker-compose` 1.29 runs it on
-the local images (docker/IMAGES.md) with fixture models: the real all-MiniLM-L6-v2 as the embedding server and
-LiteLLM with a master key, the `api_key` secret set so both require a key. Then:
+(`stack.compose.compose_service`, the counterpart of `container_args`); Debian's `docker-compose` 1.29 runs that
+file whole, as exported, on the local images (docker/IMAGES.md): llama-swap v250 (built from source by
+scripts/install-tools.sh) starting the pinned llama-server for each model, the always-on embedding server (the real
+all-MiniLM-L6-v2) and LiteLLM with a master key, the `api_key` secret set so every service requires a key. The
+llama-swap models are the fixture chat model twice, in llama-swap's default group (one at a time): `chat`
+(`jinja`, tools, alias `chatbot`) and `helper` (another context size). Then:
 
 * the testinfra smoke suite (`tests/smoke --hosts=local://`) runs against the stack outputs `compose` wrote
-  beside the file (the shape of `pulumi stack output --json`; endpoints on the 127.0.0.1 ports it publishes):
-  health, keys refused, embeddings directly and through LiteLLM (which reaches the embedding server by its DNS
-  alias on the stack's network), and the Docker checks: running and healthy, restart policy, labels, read-only
-  `/models`, ports bound to 127.0.0.1 only;
-* one setting of the embedding server changes; `docker-compose up` replaces that container and no other;
+  beside the file, unmodified (the shape of `pulumi stack output --json`; endpoints on the 127.0.0.1 ports it
+  publishes), and passes in full: health, keys refused, llama-swap's listing (its models with their aliases and
+  the embedder as `embeddings/<name>`), chat through llama-swap and LiteLLM (plain, streamed, JSON schema, forced
+  tool call), a swap shown by `/running` while the embedding server stays up, embeddings directly, through
+  llama-swap (which forwards them to the embedding server, its peer) and through LiteLLM, LiteLLM's routes via
+  llama-swap, and the Docker checks: running and healthy, restart policy, labels, read-only `/models`, ports
+  bound to 127.0.0.1 only. The fixture model's random weights never open a tool call by themselves: the suite
+  gets a logit bias for that (`--tool-call-logit-bias`), as in CI's loopback deployment;
+* one setting of the embedding server changes; `docker-compose up` replaces that container and no other; then
+  one model's context size changes: only the llama-swap service changes (its bind-mounted config file and the
+  config-hash label), only its container is replaced, and the model runs with the new size; LiteLLM, untouched,
+  reaches both replacements by their DNS aliases;
 * `docker-compose down -v` leaves no container, network or volume of the project.
 
-**Why no llama-swap service**: llama-swap cannot be installed here (the Go module proxy answers 403 for
-github.com/mostlygeek/llama-swap), so there is no llama-swap image, and a stand-in would prove nothing. The
-exported file has the llama-swap service; the test runs that file minus that one service (and LiteLLM's
-`depends_on` entry for it), every other line as exported. Without llama-swap LiteLLM's chat names have no
-backend, so the targets list no llama-swap models and no LiteLLM chat names (its embedding names stay).
+Another test creates (never starts) the GPU profile's llama-swap and embedding containers: the GPU request reaches
+Docker. The failure test starts a stack whose embedding model file is missing: llama-server exits, Docker reports
+the container unhealthy, `docker-compose up` refuses to start LiteLLM on it, and the smoke suite fails naming the
+service, while llama-swap still serves its own models.
 
-Another test creates (never starts) the GPU profile's embedding container: the GPU request reaches Docker.
-The failure test starts a stack whose embedding model file is missing: llama-server exits, Docker reports the
-container unhealthy, `docker-compose up` refuses to start LiteLLM on it, and the smoke suite fails naming the
-service.
-
-Only 127.0.0.1 published ports and the network the compose file creates are used; every project is torn down in
-a finalizer, also when a test fails.
+The llama-swap image exists when the llama-swap binary does: without it these tests skip, except under CI, where
+they fail. Only 127.0.0.1 published ports and the network the compose file creates are used; every project is torn
+down in a finalizer, also when a test fails.
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ import yaml
 
 from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from tests.docker import support
-from tests.docker.compose_project import ComposeProject, without_services, write_compose
+from tests.docker.compose_project import ComposeProject
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
+from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
 from tests.fixtures import gguf_models as gm
+from tests.harness import binaries
 from tests.harness.loopback import free_ports, random_key
 from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 from tests.smoke.client import Service
@@ -56,12 +63,10 @@ from tests.smoke.client import Service
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
-NO_LLAMA_SWAP = (
-    "llama-swap is not installable here (the Go module proxy answers 403 for github.com/mostlygeek/llama-swap): "
-    "no image, so its service is left out of the exported compose file"
-)
+SERVICES = (LLAMA_SWAP, EMBEDDINGS, LITELLM)
 MISSING_MODEL = "nomic-embed-text-v1.5.Q8_0.gguf"
 """A file the fixture models directory does not hold; the catalog sizes it by name, as `plan` would."""
+HELPER_CTX, HELPER_CTX_CHANGED = 1024, 1536
 
 
 # --- the stack under test ---------------------------------------------------------------------------------------
@@ -75,23 +80,43 @@ class StackUnderTest:
     ports: dict[str, int]
     secrets: dict[str, str]
     """Shell variable → value, for docker-compose and the smoke suite."""
+    images: dict[str, str]
+    """Config key under `images` → local image."""
 
 
-def _stack_config(
-    local_images: dict[str, str], network: str, ports: dict[str, int], embedding: dict[str, Any]
-) -> dict[str, Any]:
+def stack_images(local_images: dict[str, str]) -> dict[str, str]:
+    """The local images of the three services; no llama-swap image skips (fails under CI), as test_image_facts."""
+    if LLAMA_SWAP_IMAGE not in local_images:
+        try:
+            found = binaries.llama_swap()
+        except binaries.MissingBinaryError as exc:
+            if support.in_ci():
+                pytest.fail(f"CI: no local llama-swap image, the binary is missing: {exc}", pytrace=False)
+            pytest.skip(f"no local llama-swap image: {exc} (not in CI, so skipping; CI fails instead)")
+        pytest.fail(f"llama-swap is installed ({found}) but build-images.sh built no image of it: {local_images}",
+                    pytrace=False)
+    return {"llama_swap": local_images[LLAMA_SWAP_IMAGE], "llama_server": local_images[LLAMA_SERVER],
+            "litellm": local_images[LITELLM_IMAGE]}
+
+
+def swap_models(helper_ctx: int = HELPER_CTX) -> dict[str, Any]:
+    """Two llama-swap ids on the fixture chat model, in llama-swap's default group (one loaded at a time)."""
+    chat, _ = gm.chat_model()
+    return {
+        "chat": {"file": chat.name, "ctx_size": 2048, "jinja": True, "aliases": ["chatbot"]},
+        "helper": {"file": chat.name, "ctx_size": helper_ctx},
+    }
+
+
+def _stack_config(stack: StackUnderTest, embedding: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
     chat, _ = gm.chat_model()
     return {
         "gpu": {"profile": "rtx-5080"},  # `compose --cpu` switches it to the cpu profile
         "models_dir": str(chat.parent),
-        "network": {"name": network},
-        "ports": ports,
-        "images": {
-            "llama_swap": "local/llama-swap:v250-cpu-b11434",  # never run (no llama-swap here)
-            "llama_server": local_images[LLAMA_SERVER],
-            "litellm": local_images[LITELLM_IMAGE],
-        },
-        "models": {"chat": {"file": chat.name, "ctx_size": 2048, "aliases": ["chatbot"]}},
+        "network": {"name": stack.network},
+        "ports": stack.ports,
+        "images": stack.images,
+        "models": models,
         "embeddings": embedding,
         "litellm": {"enabled": True, "num_retries": 0},
         # Secrets by name only, as in a Pulumi stack file; their values come from the environment of compose.
@@ -100,9 +125,10 @@ def _stack_config(
     }
 
 
-def write_stack(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump({"config": {f"local-llm-stack:{k}": v for k, v in config.items()}}))
-    return path
+def write_stack(stack: StackUnderTest, embedding: dict[str, Any], models: dict[str, Any] | None = None) -> Path:
+    config = _stack_config(stack, embedding, models or swap_models())
+    stack.path.write_text(yaml.safe_dump({"config": {f"local-llm-stack:{k}": v for k, v in config.items()}}))
+    return stack.path
 
 
 def minilm_embedding(**changes: Any) -> dict[str, Any]:
@@ -114,10 +140,12 @@ def minilm_embedding(**changes: Any) -> dict[str, Any]:
 def new_stack(tmp: Path, local_images: dict[str, str], embedding: dict[str, Any]) -> StackUnderTest:
     network = f"lls-t{uuid.uuid4().hex[:8]}"
     swap, emb, lite = free_ports(3)
-    ports = {"llama_swap": swap, "embeddings": emb, "litellm": lite}
-    path = write_stack(tmp / "Pulumi.compose-test.yaml", _stack_config(local_images, network, ports, embedding))
     secrets = {"LLAMA_SWAP_API_KEY": random_key(), "LITELLM_MASTER_KEY": random_key()}
-    return StackUnderTest(path, network, ports, secrets)
+    stack = StackUnderTest(tmp / "Pulumi.compose-test.yaml", network,
+                           {"llama_swap": swap, "embeddings": emb, "litellm": lite}, secrets,
+                           stack_images(local_images))
+    write_stack(stack, embedding)
+    return stack
 
 
 def export_compose(stack: StackUnderTest, out: Path, *, cpu: bool = True) -> dict[str, Any]:
@@ -132,34 +160,18 @@ def export_compose(stack: StackUnderTest, out: Path, *, cpu: bool = True) -> dic
     return doc
 
 
-def file_under_test(exported: dict[str, Any], out: Path, drop: set[str]) -> Path:
-    """The exported file minus `drop`, next to it (so its relative config-file paths still resolve)."""
-    assert LLAMA_SWAP in drop
-    return write_compose(
-        out.with_name("under-test.yml"), without_services(exported, drop),
-        f"{out.name} without services {sorted(drop)}: {NO_LLAMA_SWAP}",
-    )
-
-
-def smoke_targets(out: Path, services: set[str]) -> dict[str, Any]:
+def outputs_path(out: Path) -> Path:
     """The stack outputs `python -m stack compose` wrote next to the compose file (what `pulumi stack output
-    --json` gives for the same stack), reduced to the services that run: no llama-swap, so no llama-swap models
-    and no LiteLLM chat names (they need llama-swap behind them)."""
-    outputs: dict[str, Any] = json.loads(out.with_name(f"{out.stem}.outputs.json").read_text())
-    assert set(outputs["endpoints"]) == {LLAMA_SWAP, EMBEDDINGS, LITELLM}
-    targets = {
-        **outputs,
-        "endpoints": {s: u for s, u in outputs["endpoints"].items() if s in services},
-        "container_names": {s: n for s, n in outputs["container_names"].items() if s in services},
-        "auth_required": {s: v for s, v in outputs["auth_required"].items() if s in services},
-        "compose": {LLAMA_SWAP: NO_LLAMA_SWAP},
-    }
-    for service in {LLAMA_SWAP, EMBEDDINGS, LITELLM} - services:
-        targets.pop(f"{service.replace('-', '_')}_url", None)
-    targets["models"] = {**outputs["models"], "llama_swap": {}}
-    if targets["models"]["litellm"] is not None:
-        targets["models"]["litellm"] = {**outputs["models"]["litellm"], "chat": []}
-    return targets
+    --json` gives for the same stack): the smoke suite's targets, as they are."""
+    return out.with_name(f"{out.stem}.outputs.json")
+
+
+def tool_call_bias() -> dict[str, dict[str, int]]:
+    """`--tool-call-logit-bias` for `chat`: random weights never open a tool call, so bias the fixture's
+    single-token opener, then the end of turn (as CI's loopback deployment does through its targets)."""
+    _, spec = gm.chat_model()
+    return {"chat": {str(spec.special_token_id(gm.TOOL_CALL_OPENER)): 20,
+                     str(spec.special_token_id(gm.EOS_TOKEN)): 40}}
 
 
 # --- running things ---------------------------------------------------------------------------------------------
@@ -181,11 +193,12 @@ def project_for(cli: str, stack: StackUnderTest, file: Path, projects: list[Comp
     return project
 
 
-def run_smoke(targets: dict[str, Any], tmp: Path, secrets: dict[str, str], *extra: str) -> SmokeRun:
-    """`python -m pytest tests/smoke --hosts=local:// --targets=...`, as a user runs it on the Docker host."""
-    path = tmp / f"targets-{uuid.uuid4().hex[:6]}.json"
-    path.write_text(json.dumps(targets, indent=2))
-    return run_smoke_suite(path, path.with_suffix(".xml"), secrets, *extra)
+def run_smoke(out: Path, tmp: Path, secrets: dict[str, str], *extra: str) -> SmokeRun:
+    """`python -m pytest tests/smoke --hosts=local:// --targets=<outputs>`, as a user runs it on the Docker host,
+    on the outputs file `compose` wrote next to `out`."""
+    junit = tmp / f"smoke-{uuid.uuid4().hex[:6]}.xml"
+    bias = f"--tool-call-logit-bias={json.dumps(tool_call_bias())}"
+    return run_smoke_suite(outputs_path(out), junit, secrets, bias, *extra)
 
 
 def wait_health(name: str, status: str, timeout_s: float) -> dict[str, Any]:
@@ -212,6 +225,55 @@ def assert_clean(project: ComposeProject) -> None:
 # --- tests ------------------------------------------------------------------------------------------------------
 
 
+def expected_checks(targets: dict[str, Any]) -> set[str]:
+    """Every check the smoke suite must pass on the whole stack (test ids of tests/smoke)."""
+    swap_ids = targets["models"]["embedding"]["llama_swap_ids"]
+    assert swap_ids == ["embeddings/embed-small", "embeddings/minilm"], swap_ids
+    containers = {
+        f"test_containers::{check}[{service}-local]"
+        for service in SERVICES
+        for check in ("test_container_running_and_healthy", "test_container_labels",
+                      "test_ports_published_on_bind_address_only")
+    } | {f"test_containers::test_models_mounted_read_only[{s}-local]" for s in (LLAMA_SWAP, EMBEDDINGS)}
+    services = {
+        f"test_services::{check}[{service}{suffix}]"
+        for service in SERVICES
+        for check, suffix in (("test_health", ""), ("test_published_port_listens", "-local"),
+                              ("test_requests_without_key_are_refused", ""))
+    }
+    chat = {
+        "test_chat::test_chat_completion[llama-swap:chat]", "test_chat::test_chat_completion[llama-swap:helper]",
+        "test_chat::test_chat_completion[litellm:chat]",
+        *(f"test_chat::{check}[{service}:chat]"
+          for check in ("test_chat_completion_streamed", "test_json_schema_response", "test_forced_tool_call")
+          for service in (LLAMA_SWAP, LITELLM)),
+    }
+    embeddings = {
+        "test_embeddings::test_embedding[embeddings:minilm]",
+        # llama-swap forwards the plain names and the ids it lists to the embedding server, its peer.
+        *(f"test_embeddings::test_embedding[llama-swap:{n}]" for n in ("minilm", "embed-small", *swap_ids)),
+        "test_embeddings::test_embedding[litellm:minilm]", "test_embeddings::test_embedding[litellm:embed-small]",
+    }
+    litellm = {
+        "test_litellm::test_litellm_lists_every_public_name",
+        *(f"test_litellm::test_litellm_routes_public_name[{n}]" for n in ("chat", "chatbot", "helper")),
+    }
+    llama_swap = {
+        "test_llama_swap::test_llama_swap_lists_every_id_and_alias",
+        "test_llama_swap::test_swap_keeps_embedder_loaded[chat-helper]",
+    }
+    return containers | services | chat | embeddings | litellm | llama_swap
+
+
+def container_ids(project: ComposeProject, names: dict[str, str]) -> dict[str, str]:
+    return {s: project.container_id(n) for s, n in names.items()}
+
+
+def changed_services(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    assert list(before["services"]) == list(after["services"])
+    return {k for k in before["services"] if before["services"][k] != after["services"][k]}
+
+
 def test_stack_from_the_compose_export_passes_the_smoke_suite_and_replaces_only_what_changed(
     compose_cli: str, local_images: dict[str, str], projects: list[ComposeProject], tmp_path: Path
 ) -> None:
@@ -224,64 +286,88 @@ def test_stack_from_the_compose_export_passes_the_smoke_suite_and_replaces_only_
     stack = new_stack(tmp_path, local_images, minilm_embedding())
     out = tmp_path / "compose" / "docker-compose.yml"
     exported = export_compose(stack, out)
-    assert list(exported["services"]) == [LLAMA_SWAP, EMBEDDINGS, LITELLM]
+    assert list(exported["services"]) == list(SERVICES)
     assert not any("deploy" in s for s in exported["services"].values()), "--cpu: no GPU request"
-    project = project_for(compose_cli, stack, file_under_test(exported, out, {LLAMA_SWAP}), projects)
-    names = {s: f"{stack.network}-{s}" for s in (EMBEDDINGS, LITELLM)}
+    assert exported["services"][LITELLM]["depends_on"] == {
+        s: {"condition": "service_healthy"} for s in (LLAMA_SWAP, EMBEDDINGS)
+    }
+    targets = json.loads(outputs_path(out).read_text())
+    names: dict[str, str] = targets["container_names"]
+    assert names == {s: f"{stack.network}-{s}" for s in SERVICES}, names
+    project = project_for(compose_cli, stack, out, projects)  # the exported file itself, every service
     lap("export")
 
-    # LiteLLM waits for the embedding server to be healthy (depends_on), so `up` returns once both exist.
+    # LiteLLM waits for llama-swap and the embedding server to be healthy (depends_on): `up` returns once all exist.
     project.run("up", "-d", timeout=400)
     lap("up")
     for name in names.values():
         support.wait_healthy(name, timeout_s=240)
     lap("healthy")
 
-    run = run_smoke(smoke_targets(out, {EMBEDDINGS, LITELLM}), tmp_path, stack.secrets)
+    run = run_smoke(out, tmp_path, stack.secrets)
     lap("smoke")
     assert run.rc == 0, run.output[-6000:]
     assert not run.failed and not run.skipped, run.output[-3000:]
-    docker_checks = {
-        f"test_containers::{check}[{service}-local]"
-        for service in (EMBEDDINGS, LITELLM)
-        for check in ("test_container_running_and_healthy", "test_container_labels",
-                      "test_ports_published_on_bind_address_only")
-    } | {f"test_containers::test_models_mounted_read_only[{EMBEDDINGS}-local]"}
-    expected = docker_checks | {
-        "test_services::test_health[embeddings]", "test_services::test_health[litellm]",
-        "test_services::test_published_port_listens[embeddings-local]",
-        "test_services::test_published_port_listens[litellm-local]",
-        "test_services::test_requests_without_key_are_refused[embeddings]",
-        "test_services::test_requests_without_key_are_refused[litellm]",
-        "test_embeddings::test_embedding[embeddings:minilm]", "test_embeddings::test_embedding[litellm:embed-small]",
-        "test_embeddings::test_embedding[litellm:minilm]",
-        "test_litellm::test_litellm_lists_every_public_name",
-    }
+    expected = expected_checks(targets)
     assert expected <= set(run.passed), (sorted(expected - set(run.passed)), run.output[-3000:])
+    # No matrix (llama-swap's default group): that check does not apply, and the suite says so.
+    assert "not applicable: tests/smoke/test_llama_swap.py::test_matrix_keeps_what_the_sizing_allows[none]" \
+        in run.output, run.output[-3000:]
+    print(f"smoke suite on the whole stack: {len(run.passed)} passed ({len(expected)} expected by name)")
+
+    files = out.parent / "docker-compose.files"
+    litellm_file = files / LITELLM / "app" / "config.yaml"
+    swap_file = files / LLAMA_SWAP / "app" / "config.yaml"
+    inodes = {LITELLM: litellm_file.stat().st_ino, LLAMA_SWAP: swap_file.stat().st_ino}
+    lite = Service(LITELLM, targets["endpoints"][LITELLM], key=stack.secrets["LITELLM_MASTER_KEY"], timeout=120)
+    swap = Service(LLAMA_SWAP, targets["endpoints"][LLAMA_SWAP], key=stack.secrets["LLAMA_SWAP_API_KEY"],
+                   timeout=120)
 
     # One setting of the embedding server changes: only its service changes, only its container is replaced.
-    before = {s: project.container_id(n) for s, n in names.items()}
-    litellm_file = out.parent / "docker-compose.files" / LITELLM / "app" / "config.yaml"
-    litellm_inode = litellm_file.stat().st_ino
-    write_stack(stack.path, _stack_config(local_images, stack.network, stack.ports, minilm_embedding(ctx_size=1024)))
+    before = container_ids(project, names)
+    write_stack(stack, minilm_embedding(ctx_size=1024))
     changed = export_compose(stack, out)
-    assert {k for k in exported["services"] if exported["services"][k] != changed["services"][k]} == {EMBEDDINGS}
-    assert litellm_file.stat().st_ino == litellm_inode, "an unchanged config file must not be rewritten"
-    file_under_test(changed, out, {LLAMA_SWAP})
+    assert changed_services(exported, changed) == {EMBEDDINGS}
+    assert {s: f.stat().st_ino for s, f in ((LITELLM, litellm_file), (LLAMA_SWAP, swap_file))} == inodes, \
+        "an unchanged config file must not be rewritten"
     lap("re-export")
     up = project.run("up", "-d", timeout=400)
     support.wait_healthy(names[EMBEDDINGS], timeout_s=240)
     lap("re-up")
-    after = {s: project.container_id(n) for s, n in names.items()}
-    assert after[EMBEDDINGS] != before[EMBEDDINGS], up.stdout + up.stderr
-    assert after[LITELLM] == before[LITELLM], up.stdout + up.stderr
+    after = container_ids(project, names)
+    assert {s for s in SERVICES if after[s] != before[s]} == {EMBEDDINGS}, up.stdout + up.stderr
     entrypoint = json.loads(support.docker("inspect", "-f", "{{json .Config.Entrypoint}}", names[EMBEDDINGS]).stdout)
     assert entrypoint[entrypoint.index("-c") + 1] == "1024"
-    # LiteLLM, untouched, reaches the replacement by its DNS alias on the stack's network.
-    lite = Service(LITELLM, f"http://127.0.0.1:{stack.ports['litellm']}", key=stack.secrets["LITELLM_MASTER_KEY"],
-                   timeout=60)
+    # LiteLLM and llama-swap, untouched, reach the replacement by its DNS alias on the stack's network.
     data = lite.json("POST", "/v1/embeddings", {"model": "embed-small", "input": ["hello"]})
     assert len(data["data"][0]["embedding"]) == 384
+    data = swap.json("POST", "/v1/embeddings", {"model": "embeddings/minilm", "input": ["hello"]})
+    assert len(data["data"][0]["embedding"]) == 384
+
+    # One model's context size changes: only llama-swap's service changes (its config file, bind-mounted, and the
+    # config-hash label), only its container is replaced, and llama-swap starts that model with the new size.
+    before = after
+    write_stack(stack, minilm_embedding(ctx_size=1024), swap_models(helper_ctx=HELPER_CTX_CHANGED))
+    exported, changed = changed, export_compose(stack, out)
+    assert changed_services(exported, changed) == {LLAMA_SWAP}
+    assert litellm_file.stat().st_ino == inodes[LITELLM], "an unchanged config file must not be rewritten"
+    assert swap_file.stat().st_ino != inodes[LLAMA_SWAP], "a changed config file is replaced, not edited in place"
+    assert f"-c {HELPER_CTX_CHANGED} " in swap_file.read_text()
+    lap("ctx re-export")
+    up = project.run("up", "-d", timeout=400)
+    support.wait_healthy(names[LLAMA_SWAP], timeout_s=240)
+    lap("ctx re-up")
+    after = container_ids(project, names)
+    assert {s for s in SERVICES if after[s] != before[s]} == {LLAMA_SWAP}, up.stdout + up.stderr
+    props = swap.json("GET", "/upstream/helper/props")
+    assert props["default_generation_settings"]["n_ctx"] == HELPER_CTX_CHANGED, props
+    # LiteLLM, untouched, reaches the new llama-swap by its DNS alias; llama-swap swaps to the model asked for.
+    data = lite.json("POST", "/v1/chat/completions",
+                     {"model": "chatbot", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    assert data["choices"][0]["message"]["role"] == "assistant", data
+    running = {e["model"]: e["state"] for e in swap.json("GET", "/running")["running"]}
+    assert running == {"chat": "ready"}, running
+    lap("ctx checks")
 
     assert_clean(project)
     lap("down")
@@ -295,11 +381,12 @@ def test_missing_model_file_is_reported_unhealthy_naming_the_service(
     models_dir = Path(gm.chat_model()[0].parent)
     assert not (models_dir / MISSING_MODEL).exists()
     out = tmp_path / "compose" / "docker-compose.yml"
-    exported = export_compose(stack, out)
-    project = project_for(compose_cli, stack, file_under_test(exported, out, {LLAMA_SWAP}), projects)
+    export_compose(stack, out)
+    project = project_for(compose_cli, stack, out, projects)
     emb_name = f"{stack.network}-{EMBEDDINGS}"
 
-    # compose starts the embedding server, sees it unhealthy and refuses to start LiteLLM, which depends on it.
+    # compose starts llama-swap and the embedding server, sees the latter unhealthy and refuses to start LiteLLM,
+    # which depends on both.
     up = project.run("up", "-d", check=False, timeout=400)
     assert up.returncode != 0, up.stdout + up.stderr
     emb_id = project.container_id(emb_name)
@@ -307,9 +394,13 @@ def test_missing_model_file_is_reported_unhealthy_naming_the_service(
     # Docker's own verdict: each time llama-server exits the health turns unhealthy (starting again on restart).
     state = wait_health(emb_name, "unhealthy", timeout_s=60)
     assert state["Restarting"] or not state["Running"], state
-    assert support.docker("ps", "-aq", "--filter", f"name=^/{stack.network}-{LITELLM}$").stdout.strip() == ""
+    lite_name = f"{stack.network}-{LITELLM}"
+    assert support.docker("ps", "-aq", "--filter", f"name=^/{lite_name}$").stdout.strip() == ""
+    support.wait_healthy(f"{stack.network}-{LLAMA_SWAP}", timeout_s=120)
 
-    run = run_smoke(smoke_targets(out, {EMBEDDINGS}), tmp_path, stack.secrets, "--ready-timeout=5")
+    # The smoke suite on the outputs as they are: the embedding server fails, named; LiteLLM (never started)
+    # fails, named; llama-swap serves its own models and fails only where it forwards to the embedding server.
+    run = run_smoke(out, tmp_path, stack.secrets, "--ready-timeout=5")
     assert run.rc == 1, run.output[-4000:]
     health = run.failed.get(f"test_containers::test_container_running_and_healthy[{EMBEDDINGS}-local]", "")
     assert f"{EMBEDDINGS}: container '{emb_name}' is unhealthy" in health, run.output[-4000:]
@@ -318,13 +409,35 @@ def test_missing_model_file_is_reported_unhealthy_naming_the_service(
     assert f"{EMBEDDINGS} (http://127.0.0.1:{stack.ports['embeddings']})" in run.failed.get(
         f"test_services::test_health[{EMBEDDINGS}]", ""
     ), run.output[-4000:]
-    assert all(EMBEDDINGS in text for text in run.failed.values()), run.failed
-    # What the stack configured is still right: labels, read-only models, ports on 127.0.0.1 only.
+    lite_label = f"{LITELLM} (http://127.0.0.1:{stack.ports['litellm']})"
+    assert lite_label in run.failed.get(f"test_services::test_health[{LITELLM}]", ""), run.output[-4000:]
+    assert f"{LITELLM}: container '{lite_name}' not found" in run.failed.get(
+        f"test_containers::test_container_running_and_healthy[{LITELLM}-local]", ""
+    ), run.output[-4000:]
+    # Every failure names the service at fault: the embedding server, LiteLLM, or llama-swap where it forwards an
+    # embedding name to its peer, the embedding server, which is not there.
+    at_fault = (f"AssertionError: {EMBEDDINGS}", f"AssertionError: {LITELLM}")
+    unexplained = {
+        name: line for name, text in run.failed.items()
+        if not ((line := text.splitlines()[0]).startswith(at_fault)
+                or (name.startswith(f"test_embeddings::test_embedding[{LLAMA_SWAP}:") and "peer proxy error" in line))
+    }
+    assert not unexplained, unexplained
+    of_llama_swap = {n for n in [*run.passed, *run.failed] if LLAMA_SWAP in n and "test_embedding[" not in n}
+    assert of_llama_swap <= set(run.passed), sorted(of_llama_swap - set(run.passed))
+    # What the stack configured is still right (labels, read-only models, ports on 127.0.0.1 only), and llama-swap
+    # serves: its health, its listing, chat with each model.
     assert {
         f"test_containers::test_container_labels[{EMBEDDINGS}-local]",
         f"test_containers::test_models_mounted_read_only[{EMBEDDINGS}-local]",
         f"test_containers::test_ports_published_on_bind_address_only[{EMBEDDINGS}-local]",
+        f"test_containers::test_container_running_and_healthy[{LLAMA_SWAP}-local]",
+        f"test_services::test_health[{LLAMA_SWAP}]",
+        "test_llama_swap::test_llama_swap_lists_every_id_and_alias",
+        "test_chat::test_chat_completion[llama-swap:chat]", "test_chat::test_chat_completion[llama-swap:helper]",
+        "test_chat::test_forced_tool_call[llama-swap:chat]",
     } <= set(run.passed), run.output[-4000:]
+    print(f"smoke suite on the broken stack: {len(run.passed)} passed, {len(run.failed)} failed")
 
     assert_clean(project)
 
@@ -333,21 +446,27 @@ def test_gpu_profile_export_requests_the_gpu_from_docker(
     compose_cli: str, local_images: dict[str, str], projects: list[ComposeProject], tmp_path: Path
 ) -> None:
     """Without `--cpu` the GPU services carry `deploy.resources.reservations.devices`; docker-compose 1.29 turns
-    that into the device request `docker run --gpus all` makes (what Pulumi's `gpus` sets). The container is only
-    created, never started: this machine has no GPU."""
+    that into the device request `docker run --gpus all` makes (what Pulumi's `gpus` sets). The containers are
+    only created, never started: this machine has no GPU."""
     stack = new_stack(tmp_path, local_images, minilm_embedding())
     out = tmp_path / "compose" / "docker-compose.yml"
     exported = export_compose(stack, out, cpu=False)
-    assert {k for k, s in exported["services"].items() if "deploy" in s} == {LLAMA_SWAP, EMBEDDINGS}
-    check = ComposeProject(compose_cli, stack.network, out, stack.network, dict(stack.secrets))
-    check.run("config", "-q")  # the whole exported file, llama-swap included, is valid for docker-compose
-    project = project_for(compose_cli, stack, file_under_test(exported, out, {LLAMA_SWAP, LITELLM}), projects)
-    project.run("up", "--no-start", EMBEDDINGS, timeout=300)
-    name = f"{stack.network}-{EMBEDDINGS}"
-    info = json.loads(support.docker("inspect", name).stdout)[0]
-    requests = info["HostConfig"]["DeviceRequests"]
-    assert [(r["Driver"], r["Count"], r["Capabilities"]) for r in requests] == [("nvidia", -1, [["gpu"]])], requests
-    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in info["Config"]["Env"]
+    gpu_services = {k for k, s in exported["services"].items() if "deploy" in s}
+    assert gpu_services == {LLAMA_SWAP, EMBEDDINGS}
+    project = project_for(compose_cli, stack, out, projects)
+    project.run("config", "-q")  # the whole exported file is valid for docker-compose
+    project.run("up", "--no-start", LLAMA_SWAP, EMBEDDINGS, timeout=300)
+    for service in sorted(gpu_services):
+        info = json.loads(support.docker("inspect", f"{stack.network}-{service}").stdout)[0]
+        requests = info["HostConfig"]["DeviceRequests"]
+        assert [(r["Driver"], r["Count"], r["Capabilities"]) for r in requests] == [("nvidia", -1, [["gpu"]])], \
+            (service, requests)
+        assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in info["Config"]["Env"], (service, info["Config"]["Env"])
+    info = json.loads(support.docker("inspect", f"{stack.network}-{EMBEDDINGS}").stdout)[0]
     entrypoint = info["Config"]["Entrypoint"]
     assert entrypoint[entrypoint.index("-ngl") + 1] == "999"
+    # llama-swap starts each model's llama-server from its config file (bind-mounted): all layers on the GPU.
+    swap_config = yaml.safe_load((out.parent / "docker-compose.files" / LLAMA_SWAP / "app" / "config.yaml").read_text())
+    assert all(" -ngl 999 " in m["cmd"] for m in swap_config["models"].values()), swap_config["models"]
+    assert support.docker("ps", "-aq", "--filter", f"name=^/{stack.network}-{LITELLM}$").stdout.strip() == ""
     assert_clean(project)
