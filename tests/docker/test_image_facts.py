@@ -6,17 +6,26 @@ upstream fact changes, docker/IMAGES.md, the Dockerfiles under docker/ and the e
 if the stack's own assumptions drift (stack.render_paths, stack.container_specs), the last tests fail.
 
 Containers run with `--network none`: nothing leaves the machine, and the checks talk to each service over the
-container's own loopback (`docker exec`).
+container's own loopback (`docker exec`). One exception, the llama-swap serving test: its port is published on
+127.0.0.1 only and the test talks to it there.
+
+The llama-swap image exists when the llama-swap binary does (scripts/install-tools.sh builds v250 into the toolchain
+directory): without it these tests skip, except under CI, where they fail; with the binary installed and no image
+they always fail.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,10 +97,16 @@ def _image(local_images: dict[str, str], key: str) -> str:
     if key in local_images:
         return local_images[key]
     if key == LLAMA_SWAP:
-        pytest.skip(
-            "no local llama-swap image: the llama-swap binary is not installed (scripts/install-tools.sh could not "
-            "fetch it); LLS_REQUIRE_LLAMA_SWAP=1 makes this an error"
-        )
+        from tests.harness import binaries
+
+        try:
+            found = binaries.llama_swap()
+        except binaries.MissingBinaryError as exc:
+            if support.in_ci():
+                pytest.fail(f"CI: no local llama-swap image, the binary is missing: {exc}", pytrace=False)
+            pytest.skip(f"no local llama-swap image: {exc} (not in CI, so skipping; CI fails instead)")
+        pytest.fail(f"llama-swap is installed ({found}) but build-images.sh built no image of it: {local_images}",
+                    pytrace=False)
     pytest.fail(f"build-images.sh did not report {key}: {local_images}", pytrace=False)
 
 
@@ -225,8 +240,13 @@ def llama_swap_container(local_images: dict[str, str]) -> Iterator[str]:
 
 
 def test_llama_swap_binary_runs(local_images: dict[str, str]) -> None:
-    proc = _run(_image(local_images, LLAMA_SWAP), "-version", entrypoint="/app/llama-swap")
+    """`/app/llama-swap -version` works, and names the release the image tag carries (v<LS>-cpu-b<N>)."""
+    image = _image(local_images, LLAMA_SWAP)
+    proc = _run(image, "-version", entrypoint="/app/llama-swap")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    release = image.rpartition(":")[2].split("-", 1)[0].removeprefix("v")  # "v250-cpu-b11434" -> "250"
+    assert out.startswith(f"version: {release} ("), out
 
 
 def test_llama_swap_healthcheck_passes_on_8080(llama_swap_container: str) -> None:
@@ -242,6 +262,93 @@ def test_llama_swap_image_layout(llama_swap_container: str) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.split() == ["/usr/bin/curl", "/app/llama-server", "/app/llama-swap", "0", "/app"]
+
+
+SERVE_MODEL = "tiny-chat"
+
+
+def _local_get(url: str, timeout: float = 10, data: bytes | None = None) -> tuple[int, bytes]:
+    """HTTP to 127.0.0.1 only, never through a proxy from the environment."""
+    assert url.startswith("http://127.0.0.1:"), url
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def llama_swap_serving(local_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The image's own ENTRYPOINT (-config /app/config.yaml -watch-config) with a one-model config in place of the
+    default, a fixture GGUF under /models, port 8080 published on 127.0.0.1 only. Yields the base URL."""
+    from tests.fixtures.gguf_models import chat_model
+
+    model, _ = chat_model()
+    config = tmp_path_factory.mktemp("llama-swap") / "config.yaml"
+    config.write_text(
+        "healthCheckTimeout: 120\n"
+        "logLevel: debug\n"
+        "models:\n"
+        f"  {SERVE_MODEL}:\n"
+        "    cmd: >-\n"
+        "      /app/llama-server --host 127.0.0.1 --port ${PORT} -m /models/model.gguf -ngl 0 -c 256 -t 1\n"
+        "    proxy: http://127.0.0.1:${PORT}\n"
+        "    checkEndpoint: /health\n"
+    )
+    config.chmod(0o644)
+    name = f"lls-facts-llama-swap-serve-{uuid.uuid4().hex[:8]}"
+    try:
+        docker(
+            "run", "-d", "--name", name, "--label", f"{TEST_LABEL}=image-facts",
+            "-p", "127.0.0.1::8080",
+            "-v", f"{Path(model).resolve()}:/models/model.gguf:ro",
+            "-v", f"{config}:/app/config.yaml:ro",
+            _image(local_images, LLAMA_SWAP), timeout=180,
+        )
+        binding = docker("port", name, "8080/tcp").stdout.split()
+        assert binding and all(b.startswith("127.0.0.1:") for b in binding), f"published beyond 127.0.0.1: {binding}"
+        base = f"http://{binding[0]}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _local_get(f"{base}/health", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if not support.container_state(name).get("Running") or time.monotonic() > deadline:
+                logs = docker("logs", "--tail", "40", name, check=False)
+                pytest.fail(f"llama-swap did not answer {base}/health:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}",
+                            pytrace=False)
+            time.sleep(0.5)
+        yield base
+    finally:
+        support.remove_container(name)
+
+
+def test_llama_swap_serves_a_config_on_a_published_port(llama_swap_serving: str) -> None:
+    """llama-swap answers /health and lists the configured model, still unloaded (nothing started yet)."""
+    status, body = _local_get(f"{llama_swap_serving}/health")
+    assert (status, body) == (200, b"OK")
+    status, body = _local_get(f"{llama_swap_serving}/v1/models")
+    assert status == 200, body
+    models = json.loads(body)
+    assert [m["id"] for m in models["data"]] == [SERVE_MODEL], models
+    assert models["data"][0]["owned_by"] == "llama-swap"
+
+
+def test_llama_swap_starts_app_llama_server_for_a_request(llama_swap_serving: str) -> None:
+    """A completion makes llama-swap run the model's cmd: /app/llama-server from the same image, on ${PORT}."""
+    payload = json.dumps({"model": SERVE_MODEL, "prompt": "hello", "max_tokens": 4, "temperature": 0}).encode()
+    status, body = _local_get(f"{llama_swap_serving}/v1/completions", timeout=180, data=payload)
+    assert status == 200, body[-2000:]
+    result = json.loads(body)
+    assert result["choices"] and result["usage"]["completion_tokens"] >= 1, result
+    status, body = _local_get(f"{llama_swap_serving}/running")
+    assert status == 200, body
+    running = json.loads(body)["running"]
+    assert [(r["model"], r["state"]) for r in running] == [(SERVE_MODEL, "ready")], running
 
 
 # --- LiteLLM image ---------------------------------------------------------------------------------------------
