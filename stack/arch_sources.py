@@ -62,6 +62,7 @@ def arch_from_config(a: ArchConfig, file_name: str, source: str) -> ModelArch:
 
 def resolve_arch(settings: ModelFile, key: str, headers: HeaderSource | None) -> ModelArch:
     """`key` is the config path of the model (e.g. `models.chat`), used in sources and errors."""
+    where = None
     if headers is not None:
         where = headers.describe(settings.file)
         try:
@@ -77,10 +78,12 @@ def resolve_arch(settings: ModelFile, key: str, headers: HeaderSource | None) ->
     try:
         return lookup(settings.file, settings.catalog)
     except CatalogMiss as exc:
-        where = f"{key}.catalog" if settings.catalog else f"{key}.file"
+        refused_key = f"{key}.catalog" if settings.catalog else f"{key}.file"
         raise ArchUnavailable(
-            where,
-            f"cannot size {settings.file!r}: the file is not readable here and {exc}. "
+            refused_key,
+            f"cannot size {settings.file!r}: "
+            + (f"{where} does not exist" if where is not None else "the file is not readable here")
+            + f" and {exc}. "
             f"Put the GGUF under models_dir, or add {key}.arch (n_layer, n_embd, n_head, n_head_kv, head_dim, "
             "n_ff, n_vocab, weights_mib)",
         ) from None

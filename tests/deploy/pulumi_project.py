@@ -202,18 +202,19 @@ class PulumiProject:
         path.write_text(proc.stdout)
         return path
 
-    def export(self) -> dict[str, Any]:
-        """`pulumi stack export` (secrets stay encrypted)."""
-        proc = self.cli("stack", "export")
+    def export(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """`pulumi stack export`; secrets stay encrypted unless `show_secrets`."""
+        proc = self.cli("stack", "export", *(["--show-secrets"] if show_secrets else []))
         if proc.returncode != 0:
             raise PulumiFailed("stack export", proc.stdout, proc.stderr)
         doc: dict[str, Any] = json.loads(proc.stdout)
         return doc
 
     def resources(self) -> list[dict[str, Any]]:
-        """The state's resources without what changes on every read (timestamps), for before/after comparisons."""
+        """The state's resources for before/after comparisons: secrets decrypted (every state write encrypts them
+        anew, with a new nonce) and without timestamps."""
         out = []
-        for r in self.export()["deployment"].get("resources", []):
+        for r in self.export(show_secrets=True)["deployment"].get("resources", []):
             out.append({k: v for k, v in r.items() if k not in ("created", "modified")})
         return out
 

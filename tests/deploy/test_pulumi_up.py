@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
-from tests.deploy.pulumi_project import PulumiFailed, PulumiProject
+from tests.deploy.pulumi_project import REPO, PulumiFailed, PulumiProject
 from tests.docker import support
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
@@ -186,15 +186,16 @@ def test_2_up_brings_every_container_to_healthy_and_the_smoke_suite_passes(deplo
 def test_3_second_preview_and_refresh_show_no_change(deployed: Deployed) -> None:
     out = deployed.project.preview(expect_no_changes=True)
     assert out.changed() == {}, out.output
+    # A refresh reads every resource back ("refresh" steps); the engine itself fails on any drift.
     refreshed = deployed.project.refresh(expect_no_changes=True)
-    assert refreshed.changed() == {}, refreshed.output
+    assert set(refreshed.summary) == {"same"} and refreshed.summary["same"] == 10, refreshed.summary
     again = deployed.project.preview(expect_no_changes=True)
     assert again.changed() == {}, again.output
 
 
 def _llama_server_cmdlines(container: str) -> list[str]:
     """Command lines of the llama-server processes llama-swap started in `container` (`docker top`)."""
-    top = support.docker("top", container, "-eo", "args").stdout.splitlines()[1:]
+    top = support.docker("top", container, "-eo", "pid,args").stdout.splitlines()[1:]
     return [line for line in top if "llama-server" in line]
 
 
@@ -202,8 +203,8 @@ def test_4_ctx_change_replaces_only_the_llama_swap_container(deployed: Deployed)
     deployed.project.set_value("models", "chat", "ctx_size", value=3072)
     out = deployed.project.preview()
     assert out.changed() == {"local-llm-stack-llama-swap-container": "replace"}, out.changed()
-    step = next(s for s in out.steps if s.name == "local-llm-stack-llama-swap-container" and s.op != "same")
-    assert any(d.startswith(("uploads", "labels")) for d in step.diffs), step.diffs
+    diffs = {d for s in out.steps if s.name == "local-llm-stack-llama-swap-container" for d in s.diffs}
+    assert diffs and all(d.startswith(("uploads", "labels")) for d in diffs), diffs
     before = support.container_state(deployed.container(EMBEDDINGS))["StartedAt"]
     up = deployed.project.up()
     assert up.changed() == {"local-llm-stack-llama-swap-container": "replace"}, up.changed()
@@ -263,8 +264,25 @@ def test_6_refused_config_changes_nothing(
             assert "Traceback" not in text, text[-4000:]
     finally:
         deployed.project.stack_file.write_text(original)
-    assert deployed.project.resources() == before
+    assert _state_diff(before, deployed.project.resources()) == []
     assert deployed.project.preview(expect_no_changes=True).changed() == {}
+
+
+def _state_diff(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """`urn: key` for every top-level field of a resource that differs between two state exports."""
+    old = {r["urn"]: r for r in before}
+    new = {r["urn"]: r for r in after}
+    out = [f"{urn}: added" for urn in new.keys() - old.keys()] + [f"{urn}: removed" for urn in old.keys() - new.keys()]
+    for urn in old.keys() & new.keys():
+        for key in sorted(old[urn].keys() | new[urn].keys()):
+            a, b = old[urn].get(key), new[urn].get(key)
+            if a != b:
+                if isinstance(a, dict) and isinstance(b, dict):
+                    inner = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+                    out.append(f"{urn.rsplit('::', 1)[-1]}: {key}.{inner}")
+                else:
+                    out.append(f"{urn.rsplit('::', 1)[-1]}: {key}")
+    return out
 
 
 def test_7a_killed_llama_swap_comes_back(deployed: Deployed) -> None:
@@ -304,9 +322,14 @@ def test_7b_unreachable_daemon_fails_clearly_and_the_next_up_converges(deployed:
     with _daemon_unreachable(), pytest.raises(PulumiFailed) as failed:
         deployed.project.up()
     text = failed.value.output + failed.value.error
-    assert "Cannot connect to the Docker daemon" in text or "docker.sock" in text, text[-4000:]
-    assert "Traceback" not in text
-    assert deployed.project.resources() == before
+    errors = [line for line in text.splitlines() if "error" in line.lower()]
+    assert any("failed to connect to any docker daemon" in line for line in errors), errors
+    # The engine cancels the program with SIGINT once the provider fails; Pulumi's Python language host then prints
+    # its own KeyboardInterrupt traceback (pulumi-language-python-exec). No frame of this project's code is in it.
+    frames = [line for line in text.splitlines() if 'File "' in line]
+    assert not [f for f in frames if str(REPO) in f], frames
+    assert all("pulumi-language-python-exec" in f or "/python3." in f for f in frames), frames
+    assert _state_diff(before, deployed.project.resources()) == []
     up = deployed.project.up()
     assert up.changed() == {"local-llm-stack-llama-swap-container": "replace"}, up.changed()
     _healthy(deployed, [LLAMA_SWAP, EMBEDDINGS])
@@ -322,7 +345,7 @@ def test_7c_model_file_gone_is_named_by_preview(deployed: Deployed) -> None:
             deployed.project.preview()
         text = failed.value.output + failed.value.error
         assert "models.chat.file" in text and "models.helper.file" in text, text[-4000:]
-        assert str(chat_file) in text
+        assert str(chat_file) in text, text[-3000:]
     finally:
         aside.rename(chat_file)
     assert deployed.project.preview(expect_no_changes=True).changed() == {}

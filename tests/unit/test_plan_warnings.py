@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from models.load import ConfigError
 from stack.cli import main
 from stack.header_sources import LocalHeaders
 from stack.plan import build_plan
@@ -59,3 +60,12 @@ def test_cpu_profile_says_there_is_no_vram_budget(tmp_path: Path, capsys: pytest
     doc = json.loads(capsys.readouterr().out)
     assert doc["budget_mib"] is None
     assert all(s["headroom_mib"] is None for s in doc["scenarios"])
+
+
+def test_a_missing_file_nothing_else_describes_is_refused_with_its_path(tmp_path: Path) -> None:
+    cfg = stack(models={"chat": {"file": "my-own-model.gguf", "ctx_size": 2048}}, models_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as refused:
+        build_plan(cfg, LocalHeaders(tmp_path))
+    [(key, message)] = refused.value.problems
+    assert key == "models.chat.file"
+    assert f"{tmp_path / 'my-own-model.gguf'} does not exist" in message
