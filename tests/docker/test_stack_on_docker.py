@@ -169,9 +169,7 @@ def outputs_path(out: Path) -> Path:
 def tool_call_bias() -> dict[str, dict[str, int]]:
     """`--tool-call-logit-bias` for `chat`: random weights never open a tool call, so bias the fixture's
     single-token opener, then the end of turn (as CI's loopback deployment does through its targets)."""
-    _, spec = gm.chat_model()
-    return {"chat": {str(spec.special_token_id(gm.TOOL_CALL_OPENER)): 20,
-                     str(spec.special_token_id(gm.EOS_TOKEN)): 40}}
+    return {"chat": gm.tool_call_bias(gm.chat_model()[1])}
 
 
 # --- running things ---------------------------------------------------------------------------------------------
