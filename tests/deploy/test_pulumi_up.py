@@ -43,6 +43,7 @@ import pytest
 from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from tests.deploy.pulumi_project import REPO, PulumiFailed, PulumiProject
 from tests.docker import support
+from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
 from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
@@ -113,9 +114,9 @@ def _config(images: dict[str, str], models_dir: Path, network: str, chat_file: s
         "network": {"name": network},
         "ports": {"llama_swap": swap, "embeddings": emb, "litellm": lite},
         "images": {
-            "llama_swap": images[LLAMA_SWAP_IMAGE],
-            "llama_server": images[LLAMA_SERVER],
-            "litellm": images[LITELLM_IMAGE],
+            "llama_swap": image_of(images, LLAMA_SWAP_IMAGE),
+            "llama_server": image_of(images, LLAMA_SERVER),
+            "litellm": image_of(images, LITELLM_IMAGE),
         },
         "llama_swap": {"start_port": start, "health_check_timeout": 120},
         "models": {

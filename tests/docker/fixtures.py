@@ -49,3 +49,22 @@ def local_images(docker_engine: None) -> dict[str, str]:
         return support.build_local_images()
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def image_of(local_images: dict[str, str], key: str) -> str:
+    """The local image `key` (e.g. `support.LLAMA_SWAP`). A llama-swap image is missing only when its binary is:
+    skipped outside CI, failed under CI; any other missing image is a failure of build-images.sh."""
+    if key in local_images:
+        return local_images[key]
+    if key == support.LLAMA_SWAP:
+        from tests.harness import binaries
+
+        try:
+            found = binaries.llama_swap()
+        except binaries.MissingBinaryError as exc:
+            if support.in_ci():
+                pytest.fail(f"CI: no local llama-swap image, the binary is missing: {exc}", pytrace=False)
+            pytest.skip(f"no local llama-swap image: {exc} (not in CI, so skipping; CI fails instead)")
+        pytest.fail(f"llama-swap is installed ({found}) but build-images.sh built no image of it: {local_images}",
+                    pytrace=False)
+    pytest.fail(f"build-images.sh did not report {key}: {local_images}", pytrace=False)

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.docker import support
+from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM, LLAMA_SERVER, LLAMA_SWAP, TEST_LABEL, docker
 
 pytestmark = pytest.mark.docker
@@ -93,23 +94,6 @@ EXPECTED = [
 ]
 
 
-def _image(local_images: dict[str, str], key: str) -> str:
-    if key in local_images:
-        return local_images[key]
-    if key == LLAMA_SWAP:
-        from tests.harness import binaries
-
-        try:
-            found = binaries.llama_swap()
-        except binaries.MissingBinaryError as exc:
-            if support.in_ci():
-                pytest.fail(f"CI: no local llama-swap image, the binary is missing: {exc}", pytrace=False)
-            pytest.skip(f"no local llama-swap image: {exc} (not in CI, so skipping; CI fails instead)")
-        pytest.fail(f"llama-swap is installed ({found}) but build-images.sh built no image of it: {local_images}",
-                    pytrace=False)
-    pytest.fail(f"build-images.sh did not report {key}: {local_images}", pytrace=False)
-
-
 def _run(image: str, *args: str, entrypoint: str | None = None) -> subprocess.CompletedProcess[str]:
     """`docker run --rm --network none` and return the result (not checked)."""
     opts = ["--rm", "--network", "none", "--label", f"{TEST_LABEL}=image-facts"]
@@ -136,7 +120,7 @@ def _start(image: str, service: str, *args: str, options: tuple[str, ...] = ()) 
 
 @pytest.mark.parametrize("expected", EXPECTED, ids=[e.key for e in EXPECTED])
 def test_image_config_matches_upstream(local_images: dict[str, str], expected: ImageConfig) -> None:
-    config: dict[str, Any] = support.inspect_image(_image(local_images, expected.key))["Config"]
+    config: dict[str, Any] = support.inspect_image(image_of(local_images, expected.key))["Config"]
     env = dict(item.split("=", 1) for item in config.get("Env") or [])
     actual = {
         "entrypoint": config.get("Entrypoint"),
@@ -186,7 +170,7 @@ def llama_server_container(local_images: dict[str, str]) -> Iterator[str]:
 
     model, _ = chat_model()
     name = _start(
-        _image(local_images, LLAMA_SERVER), "llama-server", "-m", "/models/model.gguf",
+        image_of(local_images, LLAMA_SERVER), "llama-server", "-m", "/models/model.gguf",
         # the image's HEALTHCHECK command, probed every second instead of every 30 s
         options=("--health-interval", "1s", "--health-start-period", "60s", "-v", f"{model}:/models/model.gguf:ro"),
     )
@@ -197,7 +181,7 @@ def llama_server_container(local_images: dict[str, str]) -> Iterator[str]:
 
 
 def test_llama_server_entrypoint_takes_arguments(local_images: dict[str, str]) -> None:
-    proc = _run(_image(local_images, LLAMA_SERVER), "--version")
+    proc = _run(image_of(local_images, LLAMA_SERVER), "--version")
     assert proc.returncode == 0, proc.stderr
     assert "version:" in proc.stdout + proc.stderr
 
@@ -230,7 +214,7 @@ def test_llama_server_image_has_its_libraries_and_curl(llama_server_container: s
 def llama_swap_container(local_images: dict[str, str]) -> Iterator[str]:
     """The image's ENTRYPOINT with its default /app/config.yaml (which loads nothing until a request comes)."""
     name = _start(
-        _image(local_images, LLAMA_SWAP), "llama-swap",
+        image_of(local_images, LLAMA_SWAP), "llama-swap",
         options=("--health-interval", "1s", "--health-start-period", "30s"),
     )
     try:
@@ -241,7 +225,7 @@ def llama_swap_container(local_images: dict[str, str]) -> Iterator[str]:
 
 def test_llama_swap_binary_runs(local_images: dict[str, str]) -> None:
     """`/app/llama-swap -version` works, and names the release the image tag carries (v<LS>-cpu-b<N>)."""
-    image = _image(local_images, LLAMA_SWAP)
+    image = image_of(local_images, LLAMA_SWAP)
     proc = _run(image, "-version", entrypoint="/app/llama-swap")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
@@ -305,7 +289,7 @@ def llama_swap_serving(local_images: dict[str, str], tmp_path_factory: pytest.Te
             "-p", "127.0.0.1::8080",
             "-v", f"{Path(model).resolve()}:/models/model.gguf:ro",
             "-v", f"{config}:/app/config.yaml:ro",
-            _image(local_images, LLAMA_SWAP), timeout=180,
+            image_of(local_images, LLAMA_SWAP), timeout=180,
         )
         binding = docker("port", name, "8080/tcp").stdout.split()
         assert binding and all(b.startswith("127.0.0.1:") for b in binding), f"published beyond 127.0.0.1: {binding}"
@@ -364,7 +348,7 @@ LITELLM_LIVELINESS = (
 def litellm_container(local_images: dict[str, str]) -> Iterator[str]:
     """The image's ENTRYPOINT and CMD unchanged (no config): the proxy must come up on port 4000."""
     name = _start(
-        _image(local_images, LITELLM), "litellm",
+        image_of(local_images, LITELLM), "litellm",
         options=(
             "-e", f"LITELLM_MASTER_KEY=sk-{secrets.token_hex(24)}",
             "-e", "LITELLM_LOCAL_MODEL_COST_MAP=True",  # no fetch of the remote cost map

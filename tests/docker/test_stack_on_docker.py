@@ -51,11 +51,11 @@ import yaml
 from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from tests.docker import support
 from tests.docker.compose_project import ComposeProject
+from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
 from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
 from tests.fixtures import gguf_models as gm
-from tests.harness import binaries
 from tests.harness.loopback import free_ports, random_key
 from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 from tests.smoke.client import Service
@@ -86,15 +86,7 @@ class StackUnderTest:
 
 def stack_images(local_images: dict[str, str]) -> dict[str, str]:
     """The local images of the three services; no llama-swap image skips (fails under CI), as test_image_facts."""
-    if LLAMA_SWAP_IMAGE not in local_images:
-        try:
-            found = binaries.llama_swap()
-        except binaries.MissingBinaryError as exc:
-            if support.in_ci():
-                pytest.fail(f"CI: no local llama-swap image, the binary is missing: {exc}", pytrace=False)
-            pytest.skip(f"no local llama-swap image: {exc} (not in CI, so skipping; CI fails instead)")
-        pytest.fail(f"llama-swap is installed ({found}) but build-images.sh built no image of it: {local_images}",
-                    pytrace=False)
+    image_of(local_images, LLAMA_SWAP_IMAGE)
     return {"llama_swap": local_images[LLAMA_SWAP_IMAGE], "llama_server": local_images[LLAMA_SERVER],
             "litellm": local_images[LITELLM_IMAGE]}
 
