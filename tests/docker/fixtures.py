@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
 from tests.docker import support
+
+
+def missing(reason: str) -> NoReturn:
+    """Something the test needs is not on this machine: a failure under CI, a skip elsewhere."""
+    if support.in_ci():
+        pytest.fail(f"CI: {reason}", pytrace=False)
+    pytest.skip(f"{reason} (not in CI, so skipping; CI fails instead)")
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +31,7 @@ def docker_engine() -> Iterator[None]:
     try:
         started = support.ensure_engine()
     except support.DockerUnavailable as exc:
-        if support.in_ci():
-            pytest.fail(f"CI: no Docker engine could be started: {exc}", pytrace=False)
-        pytest.skip(f"no Docker engine (not in CI, so skipping; CI fails instead): {exc}")
+        missing(f"no Docker engine could be started: {exc}")
     yield
     if started and os.environ.get("LLS_DOCKER_KEEP") != "1":
         support.stop_engine()
@@ -37,9 +43,7 @@ def compose_cli(docker_engine: None) -> str:
     try:
         return support.ensure_compose()
     except support.DockerUnavailable as exc:
-        if support.in_ci():
-            pytest.fail(f"CI: {exc}", pytrace=False)
-        pytest.skip(f"not in CI, so skipping: {exc}")
+        missing(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +66,7 @@ def image_of(local_images: dict[str, str], key: str) -> str:
         try:
             found = binaries.llama_swap()
         except binaries.MissingBinaryError as exc:
-            if support.in_ci():
-                pytest.fail(f"CI: no local llama-swap image, the binary is missing: {exc}", pytrace=False)
-            pytest.skip(f"no local llama-swap image: {exc} (not in CI, so skipping; CI fails instead)")
+            missing(f"no local llama-swap image, the binary is missing: {exc}")
         pytest.fail(f"llama-swap is installed ({found}) but build-images.sh built no image of it: {local_images}",
                     pytrace=False)
     pytest.fail(f"build-images.sh did not report {key}: {local_images}", pytrace=False)
