@@ -42,6 +42,15 @@ def key_errors(problems: list[tuple[str, str]]) -> PydanticCustomError:
     return PydanticCustomError("invalid_keys", "{summary}", {"summary": summary, "problems": problems})
 
 
+MAX_MIB = 1 << 20
+"""1 TiB: no GPU or model file comes near it; larger figures are typos (`1e23`) that would swamp the gate."""
+MAX_TTL_S = 365 * 24 * 3600
+"""llama-swap's `ttl` is whole seconds; a year is already 'never unload' (0 says that directly)."""
+SYSTEM_DIRS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys",
+                         "/usr", "/var", "/var/run", "/var/lib/docker"})
+"""Host directories never mounted into the containers as the models directory."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
@@ -69,9 +78,9 @@ class GpuConfig(Strict):
 
     profile: str = "rtx-5080"
     name: str | None = None
-    vram_mib: Annotated[int, Field(ge=0)] | None = None
-    reserve_mib: Annotated[int, Field(ge=0)] | None = None
-    overhead_mib: Annotated[int, Field(ge=0)] | None = None
+    vram_mib: Annotated[int, Field(ge=0, le=MAX_MIB)] | None = None
+    reserve_mib: Annotated[int, Field(ge=0, le=MAX_MIB)] | None = None
+    overhead_mib: Annotated[int, Field(ge=0, le=MAX_MIB)] | None = None
     device: Annotated[str, Field(pattern=r"^(all|device=[A-Za-z0-9-]+)$")] = "all"
 
     @field_validator("profile")
@@ -133,7 +142,7 @@ class ArchConfig(Strict):
     head_dim: Annotated[int, Field(gt=0)]
     n_ff: Annotated[int, Field(gt=0)]
     n_vocab: Annotated[int, Field(gt=0)]
-    weights_mib: Annotated[float, Field(gt=0)]
+    weights_mib: Annotated[float, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)]
     tied_embeddings: bool = False
     n_ctx_train: Annotated[int, Field(gt=0)] | None = None
     sliding_window: Annotated[int, Field(ge=0)] = 0
@@ -243,7 +252,7 @@ class MmprojConfig(Strict):
 
     file: str
     offload: bool = True
-    weights_mib: Annotated[float, Field(gt=0)] | None = None
+    weights_mib: Annotated[float, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)] | None = None
     """The projector's tensor size when its GGUF is not readable where `plan` runs."""
 
     @field_validator("file")
@@ -257,7 +266,7 @@ class ModelConfig(ServerSettings):
 
     draft: DraftConfig | None = None
     mmproj: MmprojConfig | None = None
-    ttl: Annotated[int, Field(ge=0)] = 0
+    ttl: Annotated[int, Field(ge=0, le=MAX_TTL_S)] = 0
     aliases: list[ModelId] = Field(default_factory=list)
     jinja: bool = False
     swa_full: bool = False
@@ -409,8 +418,13 @@ class StackConfig(Strict):
     @field_validator("models_dir")
     @classmethod
     def _absolute(cls, v: str) -> str:
-        if not PurePosixPath(v).is_absolute():
+        path = PurePosixPath(v)
+        if not path.is_absolute():
             raise ValueError(f"{v!r} must be an absolute path on the Docker host")
+        if ".." in path.parts:
+            raise ValueError(f"{v!r} must not contain '..': give the directory itself")
+        if str(path) in SYSTEM_DIRS:
+            raise ValueError(f"{v!r} is a system directory; use a directory that holds only your GGUF files")
         return v
 
     @model_validator(mode="after")

@@ -1,0 +1,58 @@
+"""Values the schema used to accept silently: absurd sizes, unparseable ttls, system directories as models_dir,
+duplicate YAML keys. Each is refused naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.load import ConfigError, load_stack_file, parse_stack_config
+
+CHAT: dict[str, Any] = {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}
+
+
+def _refused(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as refused:
+        parse_stack_config({"models_dir": "/srv/models", "models": {"chat": CHAT}, **raw})
+    return [key for key, _ in refused.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"gpu": {"vram_mib": 10**23}}, "gpu.vram_mib"),
+        ({"gpu": {"overhead_mib": 2**21}}, "gpu.overhead_mib"),
+        ({"models": {"chat": {**CHAT, "ttl": 10**12}}}, "models.chat.ttl"),
+        ({"models": {"chat": {**CHAT, "mmproj": {"file": "p.gguf", "weights_mib": float("inf")}}}},
+         "models.chat.mmproj.weights_mib"),
+        ({"models": {"chat": {**CHAT, "arch": {"n_layer": 2, "n_embd": 8, "n_head": 2, "n_head_kv": 2,
+                                               "head_dim": 4, "n_ff": 8, "n_vocab": 8,
+                                               "weights_mib": float("nan")}}}},
+         "models.chat.arch.weights_mib"),
+    ],
+    ids=["vram-1e23", "overhead-2TiB", "ttl-huge", "mmproj-inf", "arch-nan"],
+)
+def test_absurd_figures_are_refused(raw: dict[str, Any], key: str) -> None:
+    assert key in _refused(raw)
+
+
+@pytest.mark.parametrize("models_dir", ["/", "/var/run", "/etc", "/proc", "/srv/models/../../etc", "/srv/../models"])
+def test_system_directories_and_dotdot_are_refused_as_models_dir(models_dir: str) -> None:
+    assert _refused({"models_dir": models_dir}) == ["models_dir"]
+
+
+def test_duplicate_yaml_keys_are_refused_with_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "Pulumi.dup.yaml"
+    f.write_text(
+        "config:\n"
+        "  local-llm-stack:models_dir: /srv/models\n"
+        "  local-llm-stack:models:\n"
+        "    chat: {file: a.gguf, ctx_size: 2048}\n"
+        "    chat: {file: b.gguf, ctx_size: 4096}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_stack_file(f)
+    [(key, message)] = refused.value.problems
+    assert key == str(f) and "duplicate key 'chat'" in message and "line 5" in message
