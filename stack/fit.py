@@ -13,7 +13,7 @@ from typing import Any
 from models.config import CacheType, ServerSettings, StackConfig
 from stack.arch import MIB
 from stack.compute_buffer import Calibration
-from stack.kv_cache import CTX_PAD
+from stack.kv_cache import CTX_PAD, CacheRowError
 from stack.sizing import ProcessSize, size_process
 
 SMALLER_CACHE = CacheType.q8_0
@@ -68,7 +68,11 @@ class _Resizer:
         ).total_bytes
 
     def fits(self, s: ServerSettings) -> bool:
-        return self.total(s) <= self.allowed
+        """A setting llama.cpp would refuse (a quantized cache this model's rows cannot hold) never fits."""
+        try:
+            return self.total(s) <= self.allowed
+        except CacheRowError:
+            return False
 
     def largest_ctx(self, s: ServerSettings) -> int | None:
         """Largest ctx_size (a multiple of 256, at least 256 per slot unless unified) that fits."""

@@ -22,10 +22,22 @@ def pad(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
-def row_bytes(cache_type: CacheType, n: int) -> int:
+class CacheRowError(ValueError):
+    """A quantized cache type whose block does not divide a row of this model; llama.cpp refuses it at load.
+
+    `which` is `k` or `v`, the cache whose type is at fault (`cache_type_k` / `cache_type_v`).
+    """
+
+    def __init__(self, which: str, message: str) -> None:
+        self.which = which
+        super().__init__(message)
+
+
+def row_bytes(cache_type: CacheType, n: int, which: str = "k") -> int:
     block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType[cache_type.value.upper()]]
     if n % block:
-        raise ValueError(f"a {cache_type.value} cache needs rows divisible by {block}, got {n}")
+        raise CacheRowError(which, f"a {cache_type.value} cache needs rows divisible by {block}; this model's "
+                                   f"{which.upper()} rows hold {n} values")
     return n // block * type_size
 
 
@@ -123,7 +135,7 @@ def kv_cache_size(
         v = 0
         if layer.v_dim and not arch.mla:
             v_width = layer.v_dim * layer.n_head_kv if flash_attn else v_max
-            v = pad(row_bytes(cache_type_v, v_width) * cells * shape.n_stream, alignment)
+            v = pad(row_bytes(cache_type_v, v_width, "v") * cells * shape.n_stream, alignment)
         k_total += k
         v_total += v
         if in_swa:

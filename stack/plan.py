@@ -14,11 +14,12 @@ from models.config import ModelConfig, ServerSettings, StackConfig
 from models.load import ConfigError
 from stack.arch import MIB
 from stack.arch_sources import ArchUnavailable, resolve_arch
-from stack.auto_groups import auto_group
+from stack.auto_groups import MAX_AUTO_MODELS, auto_group
 from stack.compute_buffer import Calibration, calibration_for
 from stack.fit import Suggestion, suggest_fixes
 from stack.header_sources import HeaderSource
-from stack.residency import co_resident_sets
+from stack.kv_cache import CacheRowError
+from stack.residency import MAX_MODELS, co_resident_sets
 from stack.sizing import Extras, ProcessSize, size_process
 
 _BUILD_RE = re.compile(r"-b(\d{3,6})(?:$|[^0-9])")
@@ -167,9 +168,12 @@ def size_all(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibr
             problems.append((exc.key, str(exc).split(": ", 1)[1]))
             continue
         swa_full = bool(getattr(settings, "swa_full", False))
-        sizes[pid] = size_process(
-            pid, key, settings, arch, cfg.gpu, calibration, embedding=embedding, swa_full=swa_full, extras=extras
-        )
+        try:
+            sizes[pid] = size_process(
+                pid, key, settings, arch, cfg.gpu, calibration, embedding=embedding, swa_full=swa_full, extras=extras
+            )
+        except CacheRowError as exc:
+            problems.append((f"{key}.cache_type_{exc.which}", f"{exc}; use f16, bf16 or f32 for this model"))
     if problems:
         raise ConfigError(problems)
     return sizes
@@ -180,6 +184,11 @@ def build_plan(cfg: StackConfig, headers: HeaderSource | None = None) -> Plan:
 
     With `groups: auto` the returned plan's `config` carries the generated matrix: deploy that one.
     """
+    limit = MAX_AUTO_MODELS if cfg.groups == "auto" else MAX_MODELS
+    if len(cfg.models) > limit:
+        key, fix = ("groups", "give explicit groups") if cfg.groups == "auto" else ("models", "split the stack")
+        raise ConfigError([(key, f"{len(cfg.models)} models is more than the {limit} whose co-residency the sizing "
+                                 f"explores in bounded time; {fix}")])
     calibration = calibration_for(llama_cpp_build(cfg.images.llama_server))
     sizes = size_all(cfg, headers, calibration)
     always_on = (cfg.embedding.name,) if cfg.embedding is not None else ()
