@@ -102,6 +102,9 @@ class SshHeaders:
     fetched_bytes: int = 0
     problems: list[str] = field(default_factory=list)
     """Files that could not be read over ssh; their models fall back to the config or the catalog."""
+    seen: dict[str, bool] = field(default_factory=dict)
+    """Path → whether the last `read` found it (an unreachable host counts as found: `problems` says why), so
+    `exists` after `read` costs no second ssh round trip."""
 
     def describe(self, file: str) -> str:
         return f"{self.target.label}{PurePosixPath(self.models_dir) / file}"
@@ -116,18 +119,23 @@ class SshHeaders:
         try:
             return self._read(path)
         except OSError as exc:
+            self.seen[path] = True
             self.problems.append(f"{self.describe(file)}: {exc}")
             return None
 
     def exists(self, file: str) -> bool:
         """An unreachable host counts as present: `read` already recorded that problem."""
-        try:
-            return self._stat(str(PurePosixPath(self.models_dir) / file)) is not None
-        except OSError:
-            return True
+        path = str(PurePosixPath(self.models_dir) / file)
+        if path not in self.seen:
+            try:
+                self.seen[path] = self._stat(path) is not None
+            except OSError:
+                self.seen[path] = True
+        return self.seen[path]
 
     def _read(self, path: str) -> GgufHeader | None:
         stat = self._stat(path)
+        self.seen[path] = stat is not None
         if stat is None:
             return None
         size, mtime = stat

@@ -9,7 +9,7 @@ import pytest
 
 from models.load import ConfigError
 from stack.cli import main
-from stack.header_sources import LocalHeaders
+from stack.header_sources import LocalHeaders, SshHeaders, SshTarget
 from stack.plan import build_plan
 from tests.unit.helpers import stack, write_stack_file
 
@@ -69,3 +69,19 @@ def test_a_missing_file_nothing_else_describes_is_refused_with_its_path(tmp_path
     [(key, message)] = refused.value.problems
     assert key == "models.chat.file"
     assert f"{tmp_path / 'my-own-model.gguf'} does not exist" in message
+
+
+def test_over_ssh_the_missing_file_check_reuses_what_read_saw(tmp_path: Path) -> None:
+    """Each ssh round trip costs a connection: `exists` after `read` answers from what `read` found."""
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> bytes:
+        calls.append(argv)
+        return b""  # `stat ... || true` prints nothing for a missing file
+
+    source = SshHeaders(SshTarget("ops@gpu-box", None, ()), "/srv/models", cache_dir=tmp_path, run=run)
+    assert source.read("absent.gguf") is None
+    assert source.exists("absent.gguf") is False
+    assert len(calls) == 1
+    assert source.exists("never-read.gguf") is False
+    assert len(calls) == 2
