@@ -151,13 +151,11 @@ class PulumiProject:
         """Set `local-llm-stack:<path[0]>.<path[1]>...` in the stack file (creating mappings on the way)."""
 
         def change(config: dict[str, Any]) -> None:
-            node = config.setdefault(f"{PROJECT}:{path[0]}", {})
-            for key in path[1:-1]:
+            node = config
+            keys = [f"{PROJECT}:{path[0]}", *path[1:]]
+            for key in keys[:-1]:
                 node = node.setdefault(key, {})
-            if len(path) == 1:
-                config[f"{PROJECT}:{path[0]}"] = value
-            else:
-                node[path[-1]] = value
+            node[keys[-1]] = value
 
         self.edit_config(change)
 

@@ -220,19 +220,14 @@ def test_4_ctx_change_replaces_only_the_llama_swap_container(deployed: Deployed)
     assert support.container_state(deployed.container(EMBEDDINGS))["StartedAt"] == before
     _healthy(deployed, [LLAMA_SWAP, EMBEDDINGS])
     deployed.smoke("after-ctx-change")
-    support_models = deployed.project.outputs_json(deployed.tmp / "outputs-ctx.json")
-    assert json.loads(support_models.read_text())["sizing"]["models"]["chat"]["n_ctx"] == 3072
-    # The smoke suite asked `chat` last in its swap check or not at all: ask it now, then read its command line.
-    _ask(deployed, "chat")
+    outputs = json.loads(deployed.project.outputs_json(deployed.tmp / "outputs-ctx.json").read_text())
+    assert outputs["sizing"]["models"]["chat"]["n_ctx"] == 3072
+    # The smoke suite may have left another model loaded: ask `chat` now, then read its command line.
+    swap = Service(LLAMA_SWAP, outputs["endpoints"][LLAMA_SWAP], key=deployed.secrets["api_key"], timeout=300)
+    swap.ok("POST", "/v1/chat/completions",
+            {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
     cmdlines = _llama_server_cmdlines(deployed.container(LLAMA_SWAP))
     assert any(" -c 3072 " in f" {c} " for c in cmdlines), cmdlines
-
-
-def _ask(d: Deployed, model: str) -> None:
-    outputs = json.loads((d.tmp / "outputs-ctx.json").read_text())
-    svc = Service(LLAMA_SWAP, outputs["endpoints"][LLAMA_SWAP], key=d.secrets["api_key"], timeout=300)
-    svc.ok("POST", "/v1/chat/completions",
-           {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
 
 
 def test_5_litellm_on_then_off_touches_only_its_resources(deployed: Deployed) -> None:
