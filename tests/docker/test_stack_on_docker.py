@@ -259,6 +259,16 @@ def container_ids(project: ComposeProject, names: dict[str, str]) -> dict[str, s
     return {s: project.container_id(n) for s, n in names.items()}
 
 
+def up_again(project: ComposeProject, names: dict[str, str], changed: str) -> tuple[set[str], str]:
+    """`docker-compose up -d` after an edit, waiting for `changed` to be healthy: the services whose container was
+    replaced, and what compose printed."""
+    before = container_ids(project, names)
+    up = project.run("up", "-d", timeout=400)
+    support.wait_healthy(names[changed], timeout_s=240)
+    after = container_ids(project, names)
+    return {s for s in SERVICES if after[s] != before[s]}, up.stdout + up.stderr
+
+
 def changed_services(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
     assert list(before["services"]) == list(after["services"])
     return {k for k in before["services"] if before["services"][k] != after["services"][k]}
@@ -314,18 +324,15 @@ def test_stack_from_the_compose_export_passes_the_smoke_suite_and_replaces_only_
                    timeout=120)
 
     # One setting of the embedding server changes: only its service changes, only its container is replaced.
-    before = container_ids(project, names)
     write_stack(stack, minilm_embedding(ctx_size=1024))
     changed = export_compose(stack, out)
     assert changed_services(exported, changed) == {EMBEDDINGS}
     assert {s: f.stat().st_ino for s, f in ((LITELLM, litellm_file), (LLAMA_SWAP, swap_file))} == inodes, \
         "an unchanged config file must not be rewritten"
     lap("re-export")
-    up = project.run("up", "-d", timeout=400)
-    support.wait_healthy(names[EMBEDDINGS], timeout_s=240)
+    replaced, output = up_again(project, names, EMBEDDINGS)
     lap("re-up")
-    after = container_ids(project, names)
-    assert {s for s in SERVICES if after[s] != before[s]} == {EMBEDDINGS}, up.stdout + up.stderr
+    assert replaced == {EMBEDDINGS}, output
     entrypoint = json.loads(support.docker("inspect", "-f", "{{json .Config.Entrypoint}}", names[EMBEDDINGS]).stdout)
     assert entrypoint[entrypoint.index("-c") + 1] == "1024"
     # LiteLLM and llama-swap, untouched, reach the replacement by its DNS alias on the stack's network.
@@ -336,7 +343,6 @@ def test_stack_from_the_compose_export_passes_the_smoke_suite_and_replaces_only_
 
     # One model's context size changes: only llama-swap's service changes (its config file, bind-mounted, and the
     # config-hash label), only its container is replaced, and llama-swap starts that model with the new size.
-    before = after
     write_stack(stack, minilm_embedding(ctx_size=1024), swap_models(helper_ctx=HELPER_CTX_CHANGED))
     exported, changed = changed, export_compose(stack, out)
     assert changed_services(exported, changed) == {LLAMA_SWAP}
@@ -344,11 +350,9 @@ def test_stack_from_the_compose_export_passes_the_smoke_suite_and_replaces_only_
     assert swap_file.stat().st_ino != inodes[LLAMA_SWAP], "a changed config file is replaced, not edited in place"
     assert f"-c {HELPER_CTX_CHANGED} " in swap_file.read_text()
     lap("ctx re-export")
-    up = project.run("up", "-d", timeout=400)
-    support.wait_healthy(names[LLAMA_SWAP], timeout_s=240)
+    replaced, output = up_again(project, names, LLAMA_SWAP)
     lap("ctx re-up")
-    after = container_ids(project, names)
-    assert {s for s in SERVICES if after[s] != before[s]} == {LLAMA_SWAP}, up.stdout + up.stderr
+    assert replaced == {LLAMA_SWAP}, output
     props = swap.json("GET", "/upstream/helper/props")
     assert props["default_generation_settings"]["n_ctx"] == HELPER_CTX_CHANGED, props
     # LiteLLM, untouched, reaches the new llama-swap by its DNS alias; llama-swap swaps to the model asked for.
