@@ -1,8 +1,14 @@
-"""Read a GGUF file's metadata and tensor list from its header bytes only.
+"""Read a GGUF file's metadata and tensor list from its header bytes only, within hard bounds.
 
 A streaming reader (not `gguf.GGUFReader`, which maps the whole file) so that the same code
 works on a local file, on the first megabytes of a remote one, and never touches tensor data.
 Value and tensor types come from the `gguf` package's own tables.
+
+A GGUF header is untrusted input: every count and length in it is checked against the bounds below
+before anything proportional to it is read or allocated, so `plan` on any file, however crafted,
+reads at most `MAX_HEADER_BYTES` and finishes in about a second. What the pinned llama.cpp's own reader
+(`ggml/src/gguf.cpp`, b11434) refuses is refused here too, so a file that would fail to load is
+named at plan time rather than when llama-swap starts it.
 """
 
 from __future__ import annotations
@@ -16,23 +22,71 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 GGUF_MAGIC = b"GGUF"
 
+MIB = 1024 * 1024
+MAX_HEADER_BYTES = 64 * MIB
+"""Metadata plus tensor infos. The largest real header we know is gemma-4's (15.0 MiB: a 262,144-token
+vocabulary with scores and types, and 514,906 merges); Llama 3 is 7.5 MiB, Qwen2.5 5.7 MiB. Tensor infos
+add about 60 bytes per tensor (70 KiB for DeepSeek-V3)."""
+MAX_TENSORS = 65_536
+"""Real models have at most a few thousand (DeepSeek-V3: 1,147; MoE experts are fused per layer)."""
+MAX_METADATA_KV = 4_096
+"""Real models carry 20 to 100 metadata keys."""
+MAX_ARRAY_ITEMS = 1 << 21
+"""Items in one metadata array: four times the largest real one (gemma-4's 514,906 merges)."""
+MAX_TOTAL_ARRAY_ITEMS = 1 << 22
+"""Items in all metadata arrays together: three times gemma-4's 1.3 million. Bounds the time spent
+walking string arrays, whose values are skipped but whose lengths must still be read one by one."""
+MAX_STRING_BYTES = 16 * MIB
+"""One string value (a chat template, or the whole tokenizer.json some early converters embedded)."""
+MAX_KEY_BYTES = 4_096
+"""One metadata key; real keys are under 100 bytes."""
+MAX_ARRAY_DEPTH = 1
+"""Arrays of arrays are refused: llama.cpp's reader does not accept them either."""
+KEPT_ARRAY_ITEMS = 512
+"""Longer arrays (the tokenizer's) keep only their item type and length, not their values: nothing the
+sizing reads is longer (per-layer arrays hold one value per layer, and llama.cpp's LLAMA_MAX_LAYERS is
+512), and a 262k-token vocabulary as Python strings would cost 100 MiB."""
+MAX_TENSOR_NAME = 63
+"""llama.cpp refuses names of GGML_MAX_NAME (64) bytes or more."""
+MAX_DIMS = 4
+"""GGML_MAX_DIMS."""
+INT64_MAX = (1 << 63) - 1
+DEFAULT_ALIGNMENT = 32
+_CHUNK = 1 * MIB
+
 _SCALARS: dict[GGUFValueType, str] = {
-    GGUFValueType.UINT8: "<B",
-    GGUFValueType.INT8: "<b",
-    GGUFValueType.UINT16: "<H",
-    GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I",
-    GGUFValueType.INT32: "<i",
-    GGUFValueType.FLOAT32: "<f",
-    GGUFValueType.BOOL: "<?",
-    GGUFValueType.UINT64: "<Q",
-    GGUFValueType.INT64: "<q",
-    GGUFValueType.FLOAT64: "<d",
+    GGUFValueType.UINT8: "B",
+    GGUFValueType.INT8: "b",
+    GGUFValueType.UINT16: "H",
+    GGUFValueType.INT16: "h",
+    GGUFValueType.UINT32: "I",
+    GGUFValueType.INT32: "i",
+    GGUFValueType.FLOAT32: "f",
+    GGUFValueType.BOOL: "?",
+    GGUFValueType.UINT64: "Q",
+    GGUFValueType.INT64: "q",
+    GGUFValueType.FLOAT64: "d",
 }
+_U64 = struct.Struct("<Q")
 
 
 class GgufError(ValueError):
-    """The bytes are not a GGUF header this reader understands (or are cut short)."""
+    """The bytes are not a GGUF header this reader accepts (malformed, out of bounds, or cut short)."""
+
+
+class GgufTruncated(GgufError):
+    """The bytes ended before the header did: more of the file may complete it."""
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """A metadata array longer than `KEPT_ARRAY_ITEMS`: its item type and length, values not kept."""
+
+    item_type: GGUFValueType
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
 
 
 @dataclass(frozen=True)
@@ -58,87 +112,250 @@ class TensorInfo:
         return n // block * type_size
 
 
+def _pad(n: int, alignment: int) -> int:
+    return -(-n // alignment) * alignment
+
+
 @dataclass(frozen=True)
 class GgufHeader:
     version: int
     metadata: dict[str, Any]
     tensors: tuple[TensorInfo, ...]
     header_bytes: int
+    alignment: int = DEFAULT_ALIGNMENT
+    data_bytes: int = 0
+    """Size of the tensor data section: every tensor's bytes padded to `alignment` (gguf.cpp's ctx->size)."""
 
     @property
     def architecture(self) -> str:
-        return str(self.metadata.get("general.architecture", ""))
+        value = self.metadata.get("general.architecture", "")
+        return value if isinstance(value, str) else ""
 
     def arch_key(self, suffix: str, default: Any = None) -> Any:
         return self.metadata.get(f"{self.architecture}.{suffix}", default)
 
+    @property
+    def file_bytes(self) -> int:
+        """The least size a complete file has: the data section starts at the next `alignment` boundary."""
+        start = _pad(self.header_bytes, self.alignment) if self.tensors else self.header_bytes
+        return start + self.data_bytes
+
+
+def check_file_size(header: GgufHeader, size: int) -> None:
+    """A file shorter than its header's tensor data extent is a partial download: llama.cpp refuses it."""
+    if size < header.file_bytes:
+        raise GgufError(
+            f"the file is {size:,} bytes but its header places tensor data up to byte {header.file_bytes:,}: "
+            "it is cut short (an interrupted download or copy?)"
+        )
+
 
 class _Stream:
+    """Reads from `f` into one buffer, never past `MAX_HEADER_BYTES`, and only as the parse reaches the bytes."""
+
     def __init__(self, f: IO[bytes]) -> None:
         self.f = f
+        self.buf = bytearray()
         self.pos = 0
+        self.eof = False
+
+    def _fill(self, end: int) -> None:
+        """Make `buf` hold bytes up to `end`, reading at least a chunk at a time."""
+        if end > MAX_HEADER_BYTES:
+            raise GgufError(
+                f"the header runs past {MAX_HEADER_BYTES // MIB} MiB (wanted bytes up to {end:,}); real GGUF "
+                f"headers are under 16 MiB, so this is not a model file or it is corrupt"
+            )
+        while len(self.buf) < end and not self.eof:
+            want = min(max(end - len(self.buf), _CHUNK), MAX_HEADER_BYTES - len(self.buf))
+            data = self.f.read(want)
+            if not data:
+                self.eof = True
+            self.buf += data
+        if len(self.buf) < end:
+            raise GgufTruncated(f"header cut short at byte {len(self.buf):,} (wanted bytes up to {end:,})")
 
     def read(self, n: int) -> bytes:
-        data = self.f.read(n)
-        if len(data) != n:
-            raise GgufError(f"header cut short at byte {self.pos + len(data)} (wanted {n} more bytes)")
-        self.pos += n
+        end = self.pos + n
+        if end > len(self.buf):
+            self._fill(end)
+        data = bytes(self.buf[self.pos:end])
+        self.pos = end
         return data
 
-    def unpack(self, fmt: str) -> Any:
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+    def skip(self, n: int) -> None:
+        end = self.pos + n
+        if end > len(self.buf):
+            self._fill(end)
+        self.pos = end
 
-    def string(self) -> str:
-        n = self.unpack("<Q")
-        if n > 1 << 24:
-            raise GgufError(f"string of {n} bytes at byte {self.pos}: not a GGUF header")
+    def unpack(self, fmt: str) -> Any:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.buf):
+            self._fill(self.pos + size)
+        value = struct.unpack_from(fmt, self.buf, self.pos)[0]
+        self.pos += size
+        return value
+
+    def u64(self) -> int:
+        value: int = self.unpack("<Q")
+        return value
+
+    def string(self, what: str, limit: int = MAX_STRING_BYTES) -> str:
+        at = self.pos
+        n = self.u64()
+        if n > limit:
+            raise GgufError(f"{what} at byte {at:,} claims {n:,} bytes (at most {limit:,} accepted)")
         return self.read(n).decode("utf-8", errors="replace")
 
-    def value(self, vtype: GGUFValueType) -> Any:
+    def skip_strings(self, count: int) -> None:
+        """Walk `count` strings without keeping them (the tokenizer's arrays)."""
+        buf, pos = self.buf, self.pos
+        unpack_from = _U64.unpack_from
+        for _ in range(count):
+            if pos + 8 > len(buf):
+                self.pos = pos
+                self._fill(pos + 8)
+                buf = self.buf
+            (n,) = unpack_from(buf, pos)
+            if n > MAX_STRING_BYTES:
+                raise GgufError(f"string at byte {pos:,} claims {n:,} bytes (at most {MAX_STRING_BYTES:,} accepted)")
+            pos += 8 + n
+        self.pos = pos
+        if pos > len(self.buf):
+            self._fill(pos)
+
+
+def _value_type(raw: int, what: str) -> GGUFValueType:
+    try:
+        return GGUFValueType(raw)
+    except ValueError:
+        raise GgufError(f"{what} has unknown GGUF value type {raw}") from None
+
+
+class _Reader:
+    def __init__(self, f: IO[bytes]) -> None:
+        self.s = _Stream(f)
+        self.array_items = 0
+
+    def array(self, key: str) -> Any:
+        s = self.s
+        item_type = _value_type(s.unpack("<I"), f"metadata key {key!r} (array item)")
+        count = s.u64()
+        if item_type == GGUFValueType.ARRAY:
+            raise GgufError(f"metadata key {key!r} is an array of arrays (nesting deeper than {MAX_ARRAY_DEPTH} "
+                            "level); llama.cpp does not read those")
+        if count > MAX_ARRAY_ITEMS:
+            raise GgufError(f"metadata key {key!r} claims an array of {count:,} items (at most {MAX_ARRAY_ITEMS:,})")
+        self.array_items += count
+        if self.array_items > MAX_TOTAL_ARRAY_ITEMS:
+            raise GgufError(f"metadata arrays hold more than {MAX_TOTAL_ARRAY_ITEMS:,} items in all "
+                            f"(at key {key!r}); real vocabularies hold under 1.5 million")
+        kept = count <= KEPT_ARRAY_ITEMS
+        if item_type == GGUFValueType.STRING:
+            if kept:
+                return [s.string(f"metadata key {key!r} item") for _ in range(count)]
+            s.skip_strings(count)
+            return ArrayInfo(item_type, count)
+        code = _SCALARS[item_type]
+        size = struct.calcsize(code) * count
+        if not kept:
+            s.skip(size)
+            return ArrayInfo(item_type, count)
+        return list(struct.unpack(f"<{count}{code}", s.read(size)))
+
+    def value(self, key: str, vtype: GGUFValueType) -> Any:
         if vtype == GGUFValueType.STRING:
-            return self.string()
+            return self.s.string(f"metadata key {key!r} value")
         if vtype == GGUFValueType.ARRAY:
-            item_type = GGUFValueType(self.unpack("<I"))
-            count = self.unpack("<Q")
-            if item_type in _SCALARS and item_type != GGUFValueType.BOOL:
-                fmt = _SCALARS[item_type]
-                size = struct.calcsize(fmt)
-                return list(struct.unpack(f"<{count}{fmt[1]}", self.read(size * count)))
-            return [self.value(item_type) for _ in range(count)]
-        if vtype in _SCALARS:
-            return self.unpack(_SCALARS[vtype])
-        raise GgufError(f"unknown GGUF value type {vtype}")
+            return self.array(key)
+        return self.s.unpack("<" + _SCALARS[vtype])
+
+    def metadata(self, n_kv: int) -> tuple[dict[str, Any], int]:
+        s = self.s
+        metadata: dict[str, Any] = {}
+        alignment = DEFAULT_ALIGNMENT
+        for i in range(n_kv):
+            key = s.string(f"metadata key {i}", MAX_KEY_BYTES)
+            if not key:
+                raise GgufError(f"metadata key {i} is empty")
+            if key in metadata:
+                raise GgufError(f"metadata key {key!r} appears twice (llama.cpp refuses duplicate keys)")
+            vtype = _value_type(s.unpack("<I"), f"metadata key {key!r}")
+            value = self.value(key, vtype)
+            if key == "general.alignment":
+                if vtype != GGUFValueType.UINT32 or value <= 0 or value & (value - 1):
+                    raise GgufError(f"general.alignment = {value!r} ({vtype.name}): must be a power of two stored "
+                                    "as UINT32")
+                alignment = value
+            metadata[key] = value
+        return metadata, alignment
+
+    def tensor(self, i: int, names: set[str]) -> tuple[TensorInfo, int]:
+        s = self.s
+        name = s.string(f"tensor {i} name", MAX_TENSOR_NAME)
+        if name in names:
+            raise GgufError(f"tensor {name!r} appears twice")
+        names.add(name)
+        n_dims = s.unpack("<I")
+        if n_dims > MAX_DIMS:
+            raise GgufError(f"tensor {name!r} has {n_dims:,} dimensions (at most {MAX_DIMS})")
+        shape = tuple(s.u64() for _ in range(n_dims))
+        n = 1
+        for d in shape:
+            if d > INT64_MAX:
+                raise GgufError(f"tensor {name!r} has a negative dimension {d - (1 << 64)} (shape {shape})")
+            n *= d
+        if n > INT64_MAX:
+            raise GgufError(f"tensor {name!r} of shape {shape} has more than 2^63 elements")
+        raw_type = s.unpack("<I")
+        try:
+            ggml_type = GGMLQuantizationType(raw_type)
+            block = GGML_QUANT_SIZES[ggml_type][0]
+        except (ValueError, KeyError):
+            raise GgufError(f"tensor {name!r} has unknown tensor type id {raw_type}") from None
+        if shape and shape[0] % block:
+            raise GgufError(f"tensor {name!r} of type {ggml_type.name} has rows of {shape[0]:,} values, not a "
+                            f"multiple of its block size {block}")
+        offset = s.u64()
+        return TensorInfo(name, shape, ggml_type), offset
 
 
 def read_header(f: IO[bytes]) -> GgufHeader:
-    """Parse metadata and tensor infos; stops before the tensor data."""
-    s = _Stream(f)
-    if s.read(4) != GGUF_MAGIC:
+    """Parse metadata and tensor infos; stops before the tensor data. Raises GgufError on anything out of bounds."""
+    r = _Reader(f)
+    s = r.s
+    try:
+        magic = s.read(4)
+    except GgufTruncated:
+        raise GgufTruncated(f"the file is {len(s.buf)} bytes long: not a GGUF file") from None
+    if magic != GGUF_MAGIC:
         raise GgufError("missing GGUF magic: not a GGUF file")
     version = s.unpack("<I")
     if version not in (2, 3):
-        raise GgufError(f"GGUF version {version} is not supported (expected 2 or 3)")
-    n_tensors = s.unpack("<Q")
-    n_kv = s.unpack("<Q")
-    metadata: dict[str, Any] = {}
-    for _ in range(n_kv):
-        key = s.string()
-        try:
-            vtype = GGUFValueType(s.unpack("<I"))
-        except ValueError as exc:
-            raise GgufError(f"metadata key {key!r}: {exc}") from None
-        metadata[key] = s.value(vtype)
-    tensors = []
-    for _ in range(n_tensors):
-        name = s.string()
-        n_dims = s.unpack("<I")
-        shape = tuple(s.unpack("<Q") for _ in range(n_dims))
-        ggml_type = GGMLQuantizationType(s.unpack("<I"))
-        s.unpack("<Q")  # offset into the data section
-        tensors.append(TensorInfo(name, shape, ggml_type))
-    return GgufHeader(version, metadata, tuple(tensors), s.pos)
+        hint = " (a big-endian file?)" if version > 0xFFFF else ""
+        raise GgufError(f"GGUF version {version} is not supported (expected 2 or 3){hint}")
+    n_tensors = s.u64()
+    n_kv = s.u64()
+    if n_tensors > MAX_TENSORS:
+        raise GgufError(f"the header claims {n_tensors:,} tensors (at most {MAX_TENSORS:,} accepted)")
+    if n_kv > MAX_METADATA_KV:
+        raise GgufError(f"the header claims {n_kv:,} metadata keys (at most {MAX_METADATA_KV:,} accepted)")
+    metadata, alignment = r.metadata(n_kv)
+    tensors: list[TensorInfo] = []
+    names: set[str] = set()
+    data_bytes = 0
+    for i in range(n_tensors):
+        info, offset = r.tensor(i, names)
+        if offset != data_bytes:
+            raise GgufError(f"tensor {info.name!r} has data offset {offset:,}, expected {data_bytes:,} "
+                            "(tensors must be stored in order, each aligned)")
+        data_bytes += _pad(info.n_bytes, alignment)
+        tensors.append(info)
+    return GgufHeader(version, metadata, tuple(tensors), s.pos, alignment, data_bytes)
 
 
 def read_header_file(path: str | Path) -> GgufHeader:
     with open(path, "rb") as f:
         return read_header(f)
+
