@@ -9,16 +9,38 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from pathlib import PurePosixPath
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from models.gpu_profiles import GPU_PROFILES
+from models.values import (
+    ArgvItem,
+    CatalogRef,
+    HostDir,
+    HttpUrl,
+    ImageRef,
+    Name,
+    ProviderModel,
+    RelativeModelPath,
+    Text,
+    TopLevelBool,
+    free_text,
+)
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-ModelId = Annotated[str, Field(pattern=ID_PATTERN)]
+ModelId = Name
 
 # Flags the stack sets itself from typed keys; passing them again in extra_args would make the
 # running process differ from what the sizing gate proved fits.
@@ -46,9 +68,13 @@ MAX_MIB = 1 << 20
 """1 TiB: no GPU or model file comes near it; larger figures are typos (`1e23`) that would swamp the gate."""
 MAX_TTL_S = 365 * 24 * 3600
 """llama-swap's `ttl` is whole seconds; a year is already 'never unload' (0 says that directly)."""
-SYSTEM_DIRS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys",
-                         "/usr", "/var", "/var/run", "/var/lib/docker"})
-"""Host directories never mounted into the containers as the models directory."""
+
+
+def _on_off(value: object) -> object:
+    """YAML 1.1 (PyYAML, and Pulumi's reader) reads an unquoted `on`/`off` as a boolean; map it back."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
 
 
 class Strict(BaseModel):
@@ -77,10 +103,10 @@ class GpuConfig(Strict):
     """The GPU the stack runs on; `profile` fills the figures a key does not set."""
 
     profile: str = "rtx-5080"
-    name: str | None = None
-    vram_mib: Annotated[int, Field(ge=0, le=MAX_MIB)] | None = None
-    reserve_mib: Annotated[int, Field(ge=0, le=MAX_MIB)] | None = None
-    overhead_mib: Annotated[int, Field(ge=0, le=MAX_MIB)] | None = None
+    name: Annotated[StrictStr, free_text(256)] | None = None
+    vram_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
+    reserve_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
+    overhead_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
     device: Annotated[str, Field(pattern=r"^(all|device=[A-Za-z0-9-]+)$")] = "all"
 
     @field_validator("profile")
@@ -135,35 +161,25 @@ class ArchConfig(Strict):
     Take them from the model's config.json or GGUF metadata; `weights_mib` is the GGUF size.
     """
 
-    n_layer: Annotated[int, Field(gt=0)]
-    n_embd: Annotated[int, Field(gt=0)]
-    n_head: Annotated[int, Field(gt=0)]
-    n_head_kv: Annotated[int, Field(ge=0)]
-    head_dim: Annotated[int, Field(gt=0)]
-    n_ff: Annotated[int, Field(gt=0)]
-    n_vocab: Annotated[int, Field(gt=0)]
-    weights_mib: Annotated[float, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)]
-    tied_embeddings: bool = False
-    n_ctx_train: Annotated[int, Field(gt=0)] | None = None
-    sliding_window: Annotated[int, Field(ge=0)] = 0
-    sliding_window_pattern: Annotated[int, Field(ge=0)] = 0
-    causal: bool = True
+    n_layer: Annotated[StrictInt, Field(gt=0)]
+    n_embd: Annotated[StrictInt, Field(gt=0)]
+    n_head: Annotated[StrictInt, Field(gt=0)]
+    n_head_kv: Annotated[StrictInt, Field(ge=0)]
+    head_dim: Annotated[StrictInt, Field(gt=0)]
+    n_ff: Annotated[StrictInt, Field(gt=0)]
+    n_vocab: Annotated[StrictInt, Field(gt=0)]
+    weights_mib: Annotated[StrictFloat, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)]
+    tied_embeddings: StrictBool = False
+    n_ctx_train: Annotated[StrictInt, Field(gt=0)] | None = None
+    sliding_window: Annotated[StrictInt, Field(ge=0)] = 0
+    sliding_window_pattern: Annotated[StrictInt, Field(ge=0)] = 0
+    causal: StrictBool = True
 
     @model_validator(mode="after")
     def _gqa(self) -> Self:
         if self.n_head_kv > self.n_head:
             raise key_errors([("n_head_kv", f"{self.n_head_kv} cannot exceed n_head ({self.n_head})")])
         return self
-
-
-def _check_relative_gguf(v: str) -> str:
-    _check_no_macro(v)
-    p = PurePosixPath(v)
-    if p.is_absolute() or ".." in p.parts:
-        raise ValueError(f"{v!r} must be a path relative to models_dir, without '..'")
-    if p.suffix != ".gguf":
-        raise ValueError(f"{v!r} must name a .gguf file")
-    return v
 
 
 def _check_no_macro(v: str) -> str:
@@ -187,24 +203,19 @@ def _check_extra_args(v: list[str]) -> list[str]:
 class ServerSettings(Strict):
     """llama-server settings shared by llama-swap models and the embedding server."""
 
-    file: str
-    ctx_size: Annotated[int, Field(gt=0, le=4_194_304)]
-    parallel: Annotated[int, Field(ge=1, le=256)] = 1
+    file: RelativeModelPath
+    ctx_size: Annotated[StrictInt, Field(gt=0, le=4_194_304)]
+    parallel: Annotated[StrictInt, Field(ge=1, le=256)] = 1
     cache_type_k: CacheType = CacheType.f16
     cache_type_v: CacheType = CacheType.f16
-    flash_attn: Literal["on", "off"] = "on"
-    ubatch: Annotated[int, Field(ge=1, le=65536)] = 512
-    batch: Annotated[int, Field(ge=1, le=65536)] = 2048
-    kv_unified: bool = False
-    n_gpu_layers: Annotated[int, Field(ge=0, le=999)] = 999
+    flash_attn: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "on"
+    ubatch: Annotated[StrictInt, Field(ge=1, le=65536)] = 512
+    batch: Annotated[StrictInt, Field(ge=1, le=65536)] = 2048
+    kv_unified: StrictBool = False
+    n_gpu_layers: Annotated[StrictInt, Field(ge=0, le=999)] = 999
     arch: ArchConfig | None = None
-    catalog: str | None = None
-    extra_args: list[str] = Field(default_factory=list)
-
-    @field_validator("file")
-    @classmethod
-    def _file(cls, v: str) -> str:
-        return _check_relative_gguf(v)
+    catalog: CatalogRef | None = None
+    extra_args: list[ArgvItem] = Field(default_factory=list)
 
     @field_validator("extra_args")
     @classmethod
@@ -233,32 +244,22 @@ class DraftConfig(Strict):
     Its context has the main model's size and slots; each slot reserves outputs for `n_max` drafted tokens.
     """
 
-    file: str
-    n_max: Annotated[int, Field(ge=1, le=64)] = 3
-    n_gpu_layers: Annotated[int, Field(ge=0, le=999)] = 999
+    file: RelativeModelPath
+    n_max: Annotated[StrictInt, Field(ge=1, le=64)] = 3
+    n_gpu_layers: Annotated[StrictInt, Field(ge=0, le=999)] = 999
     cache_type_k: CacheType = CacheType.f16
     cache_type_v: CacheType = CacheType.f16
     arch: ArchConfig | None = None
-    catalog: str | None = None
-
-    @field_validator("file")
-    @classmethod
-    def _file(cls, v: str) -> str:
-        return _check_relative_gguf(v)
+    catalog: CatalogRef | None = None
 
 
 class MmprojConfig(Strict):
     """A multimodal projector (`--mmproj`); on the GPU unless `offload` is false."""
 
-    file: str
-    offload: bool = True
-    weights_mib: Annotated[float, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)] | None = None
+    file: RelativeModelPath
+    offload: StrictBool = True
+    weights_mib: Annotated[StrictFloat, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)] | None = None
     """The projector's tensor size when its GGUF is not readable where `plan` runs."""
-
-    @field_validator("file")
-    @classmethod
-    def _file(cls, v: str) -> str:
-        return _check_relative_gguf(v)
 
 
 class ModelConfig(ServerSettings):
@@ -266,31 +267,31 @@ class ModelConfig(ServerSettings):
 
     draft: DraftConfig | None = None
     mmproj: MmprojConfig | None = None
-    ttl: Annotated[int, Field(ge=0, le=MAX_TTL_S)] = 0
+    ttl: Annotated[StrictInt, Field(ge=0, le=MAX_TTL_S)] = 0
     aliases: list[ModelId] = Field(default_factory=list)
-    jinja: bool = False
-    swa_full: bool = False
-    description: Annotated[str, Field(max_length=1024)] = ""
-    concurrency_limit: Annotated[int, Field(ge=1, le=1024)] = 10
+    jinja: StrictBool = False
+    swa_full: StrictBool = False
+    description: Text = ""
+    concurrency_limit: Annotated[StrictInt, Field(ge=1, le=1024)] = 10
 
 
 class EmbeddingConfig(ServerSettings):
     """The always-on embedding llama-server, in its own container."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     name: ModelId = "embed"
     aliases: list[ModelId] = Field(default_factory=list)
-    ctx_size: Annotated[int, Field(gt=0, le=4_194_304)] = 2048
-    ubatch: Annotated[int, Field(ge=1, le=65536)] = 2048
+    ctx_size: Annotated[StrictInt, Field(gt=0, le=4_194_304)] = 2048
+    ubatch: Annotated[StrictInt, Field(ge=1, le=65536)] = 2048
     pooling: Literal["mean", "cls", "last", "rank"] | None = None
 
 
 class GroupConfig(Strict):
     """A llama-swap group (v250 semantics)."""
 
-    swap: bool = True
-    exclusive: bool = True
-    persistent: bool = False
+    swap: StrictBool = True
+    exclusive: StrictBool = True
+    persistent: StrictBool = False
     members: Annotated[list[ModelId], Field(min_length=1)]
 
 
@@ -305,31 +306,21 @@ class MatrixConfig(Strict):
     """
 
     sets: Annotated[dict[Annotated[str, Field(pattern=MATRIX_VAR)], list[ModelId]], Field(min_length=1)]
-    evict_costs: dict[ModelId, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    evict_costs: dict[ModelId, Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=dict)
 
 
 class ImagesConfig(Strict):
     """Pinned image references: a tag other than `latest`, or a digest."""
 
-    llama_swap: str = "ghcr.io/mostlygeek/llama-swap:v250-cuda-b11434"
-    llama_server: str = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
-    litellm: str = "ghcr.io/berriai/litellm:v1.106.12-stable"
-
-    @field_validator("llama_swap", "llama_server", "litellm")
-    @classmethod
-    def _pinned(cls, v: str) -> str:
-        if "@sha256:" in v:
-            return v
-        name, _, tag = v.rpartition(":")
-        if not name or "/" in tag or tag in ("", "latest"):
-            raise ValueError(f"{v!r} is not pinned; give a version tag (not 'latest') or @sha256: digest")
-        return v
+    llama_swap: ImageRef = "ghcr.io/mostlygeek/llama-swap:v250-cuda-b11434"
+    llama_server: ImageRef = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
+    litellm: ImageRef = "ghcr.io/berriai/litellm:v1.106.12-stable"
 
 
 class PortsConfig(Strict):
-    llama_swap: Annotated[int, Field(ge=1, le=65535)] = 9292
-    embeddings: Annotated[int, Field(ge=1, le=65535)] = 8081
-    litellm: Annotated[int, Field(ge=1, le=65535)] = 4000
+    llama_swap: Annotated[StrictInt, Field(ge=1, le=65535)] = 9292
+    embeddings: Annotated[StrictInt, Field(ge=1, le=65535)] = 8081
+    litellm: Annotated[StrictInt, Field(ge=1, le=65535)] = 4000
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -347,27 +338,28 @@ class NetworkConfig(Strict):
 
 
 class LlamaSwapConfig(Strict):
-    health_check_timeout: Annotated[int, Field(ge=15, le=3600)] = 300
+    health_check_timeout: Annotated[StrictInt, Field(ge=15, le=3600)] = 300
     log_level: Literal["debug", "info", "warn", "error"] = "info"
-    start_port: Annotated[int, Field(ge=1024, le=65000)] = 5800
+    start_port: Annotated[StrictInt, Field(ge=1024, le=65000)] = 5800
 
 
 class CloudFallback(Strict):
     """A cloud deployment LiteLLM falls back to when a local model fails."""
 
     name: ModelId
-    model: str = Field(pattern=r"^[a-z0-9_-]+/.+$", description="LiteLLM provider/model, e.g. openai/gpt-4o-mini")
-    api_key_secret: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    api_base: str | None = None
+    model: ProviderModel = Field(description="LiteLLM provider/model, e.g. openai/gpt-4o-mini")
+    api_key_secret: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    api_base: HttpUrl | None = None
+    """Credentials in it are refused: LiteLLM's config file is readable in its container; use api_key_secret."""
     fallback_for: list[ModelId] = Field(default_factory=list)
 
 
 class LiteLLMConfig(Strict):
-    enabled: bool = False
+    enabled: StrictBool = False
     fallbacks: list[CloudFallback] = Field(default_factory=list)
-    timeout_s: Annotated[int, Field(ge=1, le=7200)] = 600
-    stream_timeout_s: Annotated[int, Field(ge=1, le=7200)] = 600
-    num_retries: Annotated[int, Field(ge=0, le=10)] = 1
+    timeout_s: Annotated[StrictInt, Field(ge=1, le=7200)] = 600
+    stream_timeout_s: Annotated[StrictInt, Field(ge=1, le=7200)] = 600
+    num_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 1
 
 
 SECRET_KEYS = ("api_key", "litellm_master_key")
@@ -379,9 +371,9 @@ class StackConfig(Strict):
     """The whole stack: what `pulumi up` deploys and `python -m stack plan` checks."""
 
     gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
-    models_dir: str
+    models_dir: HostDir
     bind_address: str = "127.0.0.1"
-    expose_unauthenticated: bool = False
+    expose_unauthenticated: TopLevelBool = False
     """Accept llama-swap and the embedding server on a non-loopback `bind_address` with no `api_key` and no LiteLLM."""
     network: NetworkConfig = Field(default_factory=lambda: NetworkConfig())
     ports: PortsConfig = Field(default_factory=lambda: PortsConfig())
@@ -397,6 +389,8 @@ class StackConfig(Strict):
     @classmethod
     def _ip(cls, v: str) -> str:
         try:
+            if "%" in v:
+                raise ValueError("scope id")
             ipaddress.ip_address(v)
         except ValueError:
             msg = f"{v!r} is not an IP address; use 127.0.0.1 (default) or the address to publish on"
@@ -414,18 +408,6 @@ class StackConfig(Strict):
         if behind_litellm and self.litellm.enabled and not self.bind_is_loopback:
             return "127.0.0.1"
         return self.bind_address
-
-    @field_validator("models_dir")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        path = PurePosixPath(v)
-        if not path.is_absolute():
-            raise ValueError(f"{v!r} must be an absolute path on the Docker host")
-        if ".." in path.parts:
-            raise ValueError(f"{v!r} must not contain '..': give the directory itself")
-        if str(path) in SYSTEM_DIRS:
-            raise ValueError(f"{v!r} is a system directory; use a directory that holds only your GGUF files")
-        return v
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:

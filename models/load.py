@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from models.config import SECRET_KEYS, StackConfig
+from models.values import control_chars, ssh_host_problem, ssh_option_problems
 
 PROVIDER_NAMESPACES = frozenset({"docker", "pulumi"})
 """Config namespaces that belong to providers or the engine, not to this project."""
@@ -57,15 +58,26 @@ def _join(prefix: str, sub: str) -> str:
     return f"{prefix}{sub}" if sub.startswith("[") else f"{prefix}.{sub}"
 
 
+_TYPE_HINTS = {
+    "int_type": "expected a whole number such as 4096, written without quotes or a decimal point",
+    "bool_type": "expected true or false, written without quotes",
+    "float_type": "expected a number such as 1234.5, written without quotes",
+    "string_type": "expected text; quote it if YAML reads it as something else",
+}
+"""Strict scalars: YAML's `true` is not 1, nor `"2048"` or `2048.0` an integer, nor `"yes"` a boolean."""
+
+
 def _describe(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return UNKNOWN_KEY
     if err["type"] == "missing":
         return "required key is missing"
-    if err["loc"] and err["loc"][-1] == "[key]":
-        return f"invalid name {err['input']!r}: {err['msg']} (letters, digits, '.', '_', '-')"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] in _TYPE_HINTS:
+        return f"{_TYPE_HINTS[err['type']]}; got {err['input']!r}"
+    if err["loc"] and err["loc"][-1] == "[key]" and err["type"] != "value_error":
+        return f"invalid name {err['input']!r}: {msg} (letters, digits, '.', '_', '-')"
+    return msg
 
 
 def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
@@ -176,10 +188,19 @@ def load_stack_file(path: str | Path) -> StackFile:
 
 
 def docker_settings(host: Any, ssh_opts: Any) -> tuple[str | None, tuple[str, ...]]:
-    """`docker:host` and `docker:sshOpts` (the Docker provider's keys, read for ssh header reads), type-checked."""
-    if host is not None and not isinstance(host, str):
+    """`docker:host` and `docker:sshOpts`, the Docker provider's keys: `plan` runs ssh with them to read GGUF headers,
+    so the destination must be a host (not an option) and the options an allow-list that cannot run local commands
+    (`models.values.SSH_OPTIONS`)."""
+    if host is not None and (not isinstance(host, str) or control_chars(host)):
         raise ConfigError([("docker:host", "must be a string such as unix:///var/run/docker.sock or ssh://user@host")])
+    if isinstance(host, str) and host.startswith("ssh://"):
+        problem = ssh_host_problem(host)
+        if problem is not None:
+            raise ConfigError([("docker:host", problem)])
     opts = ssh_opts if ssh_opts is not None else []
     if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
         raise ConfigError([("docker:sshOpts", "must be a list of strings, e.g. [-i, ~/.ssh/id_ed25519]")])
+    problems = ssh_option_problems(opts)
+    if problems:
+        raise ConfigError([(f"docker:sshOpts[{i}]", msg) for i, msg in problems])
     return host or None, tuple(opts)

@@ -65,7 +65,10 @@ def secret_variable(secret_key: str) -> str:
 
 
 def escape(value: str) -> str:
-    """A literal string for a compose file: compose interpolates `$NAME`/`${NAME}` everywhere, `$$` is a `$`."""
+    """A literal string for a compose file: compose interpolates `$NAME`/`${NAME}` everywhere, `$$` is a `$`.
+
+    Every value of ours goes through it (the validation already keeps `$` out of paths and image names), so a `$`
+    can only reach compose's interpolation through the `${VARIABLE:?...}` secret references."""
     return value.replace("$", "$$")
 
 
@@ -113,8 +116,8 @@ def compose_service(spec: ContainerSpec, files_dir: str) -> dict[str, Any]:
     env: dict[str, str] = {name: escape(value) for name, value in spec.env.items()}
     env |= {name: _secret_reference(key) for name, key in spec.secret_env.items()}
     service: dict[str, Any] = {
-        "container_name": spec.name,
-        "image": spec.image,
+        "container_name": escape(spec.name),
+        "image": escape(spec.image),
     }
     if spec.entrypoint:
         service["entrypoint"] = [escape(a) for a in spec.entrypoint]
@@ -123,15 +126,17 @@ def compose_service(spec: ContainerSpec, files_dir: str) -> dict[str, Any]:
     service["environment"] = dict(sorted(env.items()))
     service["ports"] = [_port(p.host_ip, p.external, p.internal, p.protocol) for p in spec.ports]
     volumes = [
-        {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only} for m in spec.mounts
+        {"type": "bind", "source": escape(m.source), "target": escape(m.target), "read_only": m.read_only}
+        for m in spec.mounts
     ]
     volumes += [
-        {"type": "bind", "source": upload_source(spec, u, files_dir), "target": u.path, "read_only": True}
+        {"type": "bind", "source": escape(upload_source(spec, u, files_dir)), "target": escape(u.path),
+         "read_only": True}
         for u in spec.uploads
     ]
     if volumes:
         service["volumes"] = volumes
-    service["networks"] = {n.network: {"aliases": list(n.aliases)} for n in spec.networks}
+    service["networks"] = {n.network: {"aliases": [escape(a) for a in n.aliases]} for n in spec.networks}
     service["healthcheck"] = {
         "test": [escape(a) for a in hc.test],
         "interval": go_duration(hc.interval_s),
@@ -150,7 +155,7 @@ def compose_service(spec: ContainerSpec, files_dir: str) -> dict[str, Any]:
 
 def compose_network(spec: NetworkSpec) -> dict[str, Any]:
     """The stack's network under its own name (not `<project>_<key>`), as Pulumi creates it."""
-    return {"name": spec.name, "driver": spec.driver, "labels": dict(spec.labels)}
+    return {"name": escape(spec.name), "driver": spec.driver, "labels": {k: escape(v) for k, v in spec.labels.items()}}
 
 
 def compose_project(specs: Sequence[ContainerSpec], network: NetworkSpec, files_dir: str) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from models.load import ConfigError
+from models.values import ssh_host_problem, ssh_option_problems
 from stack.gguf_header import GgufError, GgufHeader, read_header, read_header_file
 
 FIRST_READ = 16 * 1024 * 1024
@@ -56,8 +58,9 @@ class SshTarget:
     options: tuple[str, ...] = ()
 
     def argv(self, remote_command: str) -> list[str]:
+        """`--` ends ssh's options: the destination is never read as one, whatever it holds."""
         port = ["-p", str(self.port)] if self.port else []
-        return ["ssh", "-o", "BatchMode=yes", *self.options, *port, self.destination, remote_command]
+        return ["ssh", "-o", "BatchMode=yes", *self.options, *port, "--", self.destination, remote_command]
 
     @property
     def label(self) -> str:
@@ -65,9 +68,16 @@ class SshTarget:
 
 
 def ssh_target(docker_host: str | None, ssh_opts: Sequence[str] = ()) -> SshTarget | None:
-    """The ssh destination of a `docker:host` such as `ssh://user@gpu-box:22`; None for local sockets."""
+    """The ssh destination of a `docker:host` such as `ssh://user@gpu-box:22`; None for local sockets.
+
+    `models.load.docker_settings` has checked both keys; checked again here, for callers that did not."""
     if not docker_host or not docker_host.startswith("ssh://"):
         return None
+    problem = ssh_host_problem(docker_host)
+    option_problems = ssh_option_problems(list(ssh_opts))
+    if problem is not None or option_problems:
+        raise ConfigError([("docker:host", problem)] if problem else
+                          [(f"docker:sshOpts[{i}]", msg) for i, msg in option_problems])
     url = urlsplit(docker_host)
     if not url.hostname:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.config import EmbeddingConfig, MatrixConfig, ModelConfig, StackConfig
+from models.values import control_chars
 from stack.render_paths import CONTAINER_PATHS, RenderPaths
 from stack.server_args import PORT_MACRO, join_cmd, model_argv
 from stack.yaml_render import DoubleQuoted, dump_yaml
@@ -29,8 +30,12 @@ def llama_swap_argv(paths: RenderPaths) -> list[str]:
 
 
 def _model(model_id: str, model: ModelConfig, paths: RenderPaths, cpu_only: bool) -> dict[str, Any]:
+    cmd = join_cmd(model_argv(model_id, model, paths, cpu_only=cpu_only))
+    if control_chars(cmd):
+        # llama-swap reads a `cmd` line by line (comments, `\` continuations); the config checks keep these out.
+        raise ValueError(f"models.{model_id}: a control character reached the llama-swap cmd line")
     entry: dict[str, Any] = {
-        "cmd": join_cmd(model_argv(model_id, model, paths, cpu_only=cpu_only)),
+        "cmd": cmd,
         "proxy": f"http://{paths.model_host}:{PORT_MACRO}",
         "checkEndpoint": "/health",
         "ttl": model.ttl,

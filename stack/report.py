@@ -7,12 +7,26 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from models.values import control_chars
 from stack.arch import MIB
 from stack.container_specs import ContainerSpec
 from stack.litellm_config import LITELLM_MASTER_KEY_ENV
 from stack.plan import Plan
 
 BAR_WIDTH = 40
+
+
+def printable(line: str) -> str:
+    """One report line with control characters written as escapes (`\\n`, `\\u202e`): whatever a value holds (a
+    GPU name, a file name, a message from ssh), it cannot start a report line of its own or hide text."""
+    bad = set(control_chars(line))
+    if not bad:
+        return line
+    return "".join(c.encode("unicode_escape").decode("ascii") if c in bad else c for c in line)
+
+
+def _lines(lines: list[str]) -> str:
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _bar(used: int, budget: int) -> str:
@@ -79,7 +93,7 @@ def render_text(plan: Plan) -> str:
     else:
         verdict = "every co-resident set fits." if plan.fits else "refused: a co-resident set does not fit."
     lines.append(f"Verdict: {verdict}")
-    return "\n".join(lines) + "\n"
+    return _lines(lines)
 
 
 def _key_required(spec: ContainerSpec) -> str:
@@ -132,4 +146,4 @@ def render_files_text(specs: Sequence[ContainerSpec]) -> str:
             lines.append(f"    exposure {e['address']}:{e['port']}: {where}, {key}")
         for f in entry["files"]:
             lines.append(f"    {f['path']}: {f['bytes']:,} bytes, sha256 {f['sha256'][:12]}")
-    return "\n".join(lines) + "\n"
+    return _lines(lines)
