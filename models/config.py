@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from models.gpu_profiles import GPU_PROFILES
+from models.server_flags import MANAGED_FLAGS as MANAGED_FLAGS
+from models.server_flags import extra_args_problems
 from models.values import (
     ArgvItem,
     CatalogRef,
@@ -41,21 +43,6 @@ from models.values import (
 )
 
 ModelId = Name
-
-# Flags the stack sets itself from typed keys; passing them again in extra_args would make the
-# running process differ from what the sizing gate proved fits.
-MANAGED_FLAGS = frozenset(
-    {
-        "-m", "--model", "-c", "--ctx-size", "-np", "--parallel", "-ngl", "--gpu-layers",
-        "--n-gpu-layers", "-fa", "--flash-attn", "-ctk", "--cache-type-k", "-ctv",
-        "--cache-type-v", "-ub", "--ubatch-size", "-b", "--batch-size", "-kvu", "--kv-unified",
-        "--no-kv-unified", "--port", "--host", "--fit", "-fit", "--jinja", "--no-jinja",
-        "--api-key", "--api-key-file", "--embedding", "--embeddings", "--swa-full", "-md",
-        "--model-draft", "--mmproj", "-mm", "-hf", "--hf-repo", "-mu", "--model-url", "-a", "--alias",
-        "--pooling", "--spec-draft-model", "--spec-draft-n-max", "--spec-draft-ngl", "-ngld", "--gpu-layers-draft",
-        "-ctkd", "-ctvd", "--cache-type-k-draft", "--cache-type-v-draft", "--no-mmproj-offload",
-    }
-)
 
 
 def key_errors(problems: list[tuple[str, str]]) -> PydanticCustomError:
@@ -189,14 +176,11 @@ def _check_no_macro(v: str) -> str:
 
 
 def _check_extra_args(v: list[str]) -> list[str]:
-    for arg in v:
-        _check_no_macro(arg)
-        flag = arg.split("=", 1)[0]
-        if flag in MANAGED_FLAGS:
-            raise ValueError(
-                f"{flag!r} is set by the stack from typed keys (ctx_size, parallel, cache_type_k, ...); "
-                "use those keys instead of extra_args"
-            )
+    """Refuse what llama-server would reject at start or what would change what the gate sized; the option table
+    and its reviewed classes are models/server_options.py and models/server_flags.py."""
+    problems = extra_args_problems(v)
+    if problems:
+        raise key_errors(problems)
     return v
 
 
