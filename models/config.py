@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from models.gpu_profiles import GPU_PROFILES
 from models.server_flags import MANAGED_FLAGS as MANAGED_FLAGS
 from models.server_flags import extra_args_problems
+from models.sources import HF_ENDPOINT, HfEndpoint, ModelSource, conflicting_sources, source_problems
 from models.values import (
     ArgvItem,
     CatalogRef,
@@ -175,6 +176,12 @@ def _check_no_macro(v: str) -> str:
     return v
 
 
+def _check_source(file: str, source: ModelSource | None) -> None:
+    problems = source_problems(file, source)
+    if problems:
+        raise key_errors(problems)
+
+
 def _check_extra_args(v: list[str]) -> list[str]:
     """Refuse what llama-server would reject at start or what would change what the gate sized; the option table
     and its reviewed classes are models/server_options.py and models/server_flags.py."""
@@ -199,6 +206,7 @@ class ServerSettings(Strict):
     n_gpu_layers: Annotated[StrictInt, Field(ge=0, le=999)] = 999
     arch: ArchConfig | None = None
     catalog: CatalogRef | None = None
+    source: ModelSource | None = None
     extra_args: list[ArgvItem] = Field(default_factory=list)
 
     @field_validator("extra_args")
@@ -221,6 +229,11 @@ class ServerSettings(Strict):
             raise key_errors(problems)
         return self
 
+    @model_validator(mode="after")
+    def _source(self) -> Self:
+        _check_source(self.file, self.source)
+        return self
+
 
 class DraftConfig(Strict):
     """A draft model for speculative decoding, loaded in the same process (`-md`).
@@ -235,6 +248,12 @@ class DraftConfig(Strict):
     cache_type_v: CacheType = CacheType.f16
     arch: ArchConfig | None = None
     catalog: CatalogRef | None = None
+    source: ModelSource | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> Self:
+        _check_source(self.file, self.source)
+        return self
 
 
 class MmprojConfig(Strict):
@@ -244,6 +263,12 @@ class MmprojConfig(Strict):
     offload: StrictBool = True
     weights_mib: Annotated[StrictFloat, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)] | None = None
     """The projector's tensor size when its GGUF is not readable where `plan` runs."""
+    source: ModelSource | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> Self:
+        _check_source(self.file, self.source)
+        return self
 
 
 class ModelConfig(ServerSettings):
@@ -346,7 +371,7 @@ class LiteLLMConfig(Strict):
     num_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 1
 
 
-SECRET_KEYS = ("api_key", "litellm_master_key")
+SECRET_KEYS = ("api_key", "litellm_master_key", "hf_token")
 RESERVED_ENV = frozenset({"LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "LLAMA_API_KEY"})
 """Config keys that must be Pulumi secrets (`pulumi config set --secret`); cloud keys are named per fallback."""
 
@@ -356,6 +381,8 @@ class StackConfig(Strict):
 
     gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
     models_dir: HostDir
+    hf_endpoint: HfEndpoint = HF_ENDPOINT
+    """Where Hugging Face `source`s are read from: the hub, or a mirror serving its `resolve` layout."""
     bind_address: str = "127.0.0.1"
     expose_unauthenticated: TopLevelBool = False
     """Accept llama-swap and the embedding server on a non-loopback `bind_address` with no `api_key` and no LiteLLM."""
@@ -395,7 +422,7 @@ class StackConfig(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
-        errors = self._group_errors() + self._name_errors() + self._fallback_errors()
+        errors = self._group_errors() + self._name_errors() + self._fallback_errors() + conflicting_sources(self)
         if errors:
             raise key_errors(errors)
         return self
