@@ -185,6 +185,18 @@ else
 fi
 step_end
 
+# --- nginx: the HTTP server that stands in for Hugging Face in the model-source tests ----------------------
+step_start "nginx (Debian)"
+if command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; then
+  log "    already installed: $(command -v nginx || echo /usr/sbin/nginx)"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends nginx >/dev/null
+  log "    installed: /usr/sbin/nginx (the tests start their own instance on 127.0.0.1 with their own config)"
+fi
+step_end
+
 # --- the toolchain started above: wait for it, register the provider plugin --------------------------------
 step_start "llama-swap v$LLAMA_SWAP_VERSION, Pulumi CLI, pulumi-resource-docker $DOCKER_PLUGIN_VERSION"
 if (( ${#to_build[@]} )); then

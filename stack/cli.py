@@ -1,5 +1,6 @@
 """`python -m stack plan`: validate and size a stack config without the Pulumi CLI.
 `python -m stack compose`: the same checks, then the stack's containers as a docker-compose file.
+`python -m stack fetch`: the same checks, then the declared model sources downloaded into models_dir.
 
 Exit codes: 0 valid and fits, 1 invalid config, 2 valid but a co-resident set does not fit, 3 internal error
 (a bug in local-llm-stack; the message says how to report it).
@@ -16,13 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.load import ConfigError, StackFile, load_stack_file
+from models.sources import sourced_parts
 from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_profile
 from stack.container_specs import build_container_specs, network_spec
 from stack.errors import EXIT_INTERNAL, internal_error_message, show_traceback
-from stack.header_sources import header_source_for
+from stack.fetch import Fetcher, Progress, fetch_all, hf_token
+from stack.header_sources import HeaderSource, header_source_for
+from stack.http_client import DEFAULT_TIMEOUT_S, HttpClient, origin
 from stack.plan import Plan, build_plan
+from stack.remote_headers import SourcedHeaders, with_sources
 from stack.render_paths import CONTAINER_PATHS
-from stack.report import files_summary, render_files_text, render_text
+from stack.report import files_summary, printable, render_files_text, render_text
+from stack.sources_report import downloads_json, file_rows
+from stack.sources_report import render_files_text as render_sources_text
 
 EXIT_OK, EXIT_INVALID, EXIT_DOES_NOT_FIT = 0, 1, 2
 
@@ -38,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         help="where the GGUF files are readable here (default: models_dir on the docker:host over ssh, "
         "else the local models_dir when it exists)",
     )
+    plan.add_argument("--offline", action="store_true",
+                      help="read no remote header: files not in models_dir are sized from the config or the catalog")
     compose = sub.add_parser(
         "compose",
         help="validate a stack config like plan, then write it as a docker-compose file",
@@ -53,23 +62,51 @@ def _parser() -> argparse.ArgumentParser:
         help="use the cpu GPU profile whatever the stack file says: no GPU request, -ngl 0, no VRAM gate",
     )
     compose.add_argument("--models-dir", help="as for plan: where the GGUF files are readable here")
+    compose.add_argument("--offline", action="store_true", help="as for plan: read no remote header")
+    fetch = sub.add_parser(
+        "fetch",
+        help="validate and size a stack like plan, then download its declared model sources into models_dir",
+        description="Check the stack like plan (refusing an invalid config, exit 1, or one that does not fit, exit "
+        "2, before any download), then download every declared source that is not in models_dir yet: resumable, "
+        "sha256-verified, renamed into place only when complete. A token for gated repositories comes from "
+        "HF_TOKEN, else from the stack's hf_token secret through `pulumi config get`. Exit 1 if a file failed.",
+    )
+    fetch.add_argument("--config", default="Pulumi.dev.yaml", help="stack file (default: %(default)s)")
+    fetch.add_argument("--models-dir", help="download here instead of the stack's models_dir")
+    fetch.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                       help="seconds without an answer (or with almost no data) before a server counts as stalled "
+                       "(default: %(default)s)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
 
-def _load_and_plan(config: str, models_dir: str | None, *, cpu: bool = False) -> tuple[StackFile, Plan]:
+def _load_and_plan(
+    config: str, models_dir: str | None, *, cpu: bool = False, offline: bool = False, timeout: float | None = None,
+) -> tuple[StackFile, Plan, HeaderSource | None]:
     """The one validate-and-size path of every subcommand; raises ConfigError."""
     stack_file = load_stack_file(config)
     cfg = with_cpu_profile(stack_file.config) if cpu else stack_file.config
-    headers = header_source_for(
+    base = header_source_for(
         cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
         Path(models_dir) if models_dir else None,
     )
-    plan = build_plan(cfg, headers)
-    for problem in getattr(headers, "problems", ()):
-        print(f"warning: {problem}; sizing that model from its config or the catalog", file=sys.stderr)
+    token = None
+    if sourced_parts(cfg) and not offline:
+        token, note = hf_token(stack_file.path, stack_file.secret_keys)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
+    client = HttpClient(token=token, token_origin=origin(cfg.hf_endpoint), timeout=timeout or DEFAULT_TIMEOUT_S)
+    headers = with_sources(cfg, base, offline=offline, client=client)
+    try:
+        plan = build_plan(cfg, headers)
+    finally:
+        for source in (base, headers) if headers is not base else (base,):
+            for problem in getattr(source, "problems", ()):
+                print(printable(f"warning: {problem}; sizing that model from its config or the catalog"),
+                      file=sys.stderr)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return stack_file, plan
+    return stack_file, plan, headers
 
 
 def _print_invalid(config: str, exc: ConfigError) -> None:
@@ -78,9 +115,9 @@ def _print_invalid(config: str, exc: ConfigError) -> None:
         print(f"  {key}: {msg}", file=sys.stderr)
 
 
-def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
+def run_plan(config: str, as_json: bool, models_dir: str | None, offline: bool = False) -> int:
     try:
-        stack_file, plan = _load_and_plan(config, models_dir)
+        stack_file, plan, headers = _load_and_plan(config, models_dir, offline=offline)
     except ConfigError as exc:
         if as_json:
             print(json.dumps({"valid": False, "errors": [{"key": k, "message": m} for k, m in exc.problems]}))
@@ -88,10 +125,16 @@ def run_plan(config: str, as_json: bool, models_dir: str | None) -> int:
             _print_invalid(config, exc)
         return EXIT_INVALID
     specs = build_container_specs(plan.config, CONTAINER_PATHS, api_key_enabled="api_key" in stack_file.secret_keys)
+    rows = file_rows(plan.config, plan, headers)
+    downloads = downloads_json(rows, headers)
     if as_json:
-        print(json.dumps({"valid": True, **plan.to_json(), "containers": files_summary(specs)}, indent=2))
+        print(json.dumps({"valid": True, **plan.to_json(), "files": [r.to_json() for r in rows],
+                          "downloads": downloads, "containers": files_summary(specs)}, indent=2))
     else:
         print(render_text(plan), end="")
+        print()
+        for line in render_sources_text(rows, downloads).splitlines():
+            print(printable(line))
         print()
         print(render_files_text(specs), end="")
     return EXIT_OK if plan.fits else EXIT_DOES_NOT_FIT
@@ -117,9 +160,9 @@ def _write_if_changed(path: Path, content: str) -> bool:
     return True
 
 
-def run_compose(config: str, out: str, cpu: bool, models_dir: str | None) -> int:
+def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offline: bool = False) -> int:
     try:
-        stack_file, plan = _load_and_plan(config, models_dir, cpu=cpu)
+        stack_file, plan, _ = _load_and_plan(config, models_dir, cpu=cpu, offline=offline)
     except ConfigError as exc:
         _print_invalid(config, exc)
         return EXIT_INVALID
@@ -159,11 +202,66 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None) -> int
     return EXIT_OK
 
 
+def run_fetch(config: str, models_dir: str | None, timeout: float, quiet: bool) -> int:
+    try:
+        stack_file = load_stack_file(config)
+        if models_dir is None and stack_file.docker_host and stack_file.docker_host.startswith("ssh://"):
+            raise ConfigError([("docker:host", f"{stack_file.docker_host}: fetch downloads into a directory of this "
+                                               "machine; run it on the Docker host, or give --models-dir")])
+        target = Path(models_dir or stack_file.config.models_dir)
+        stack_file, plan, headers = _load_and_plan(config, str(target) if target.is_dir() else None,
+                                                   timeout=timeout)
+    except ConfigError as exc:
+        _print_invalid(config, exc)
+        return EXIT_INVALID
+    if not plan.fits:
+        print(render_text(plan), end="", file=sys.stderr)
+        print(f"{config}: does not fit; nothing downloaded", file=sys.stderr)
+        return EXIT_DOES_NOT_FIT
+    parts = list(sourced_parts(plan.config).values())
+    if not parts:
+        print(f"{config}: no model declares a source; nothing to fetch")
+        return EXIT_OK
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"models_dir: cannot create {target}: {exc.strerror or exc}; create it or give --models-dir",
+              file=sys.stderr)
+        return EXIT_INVALID
+    remote = headers.remote if isinstance(headers, SourcedHeaders) else None
+    client = remote.client if remote is not None else HttpClient(timeout=timeout)
+    fetcher = Fetcher(client, target, Progress(enabled=not quiet))
+    done, failed = fetch_all(fetcher, parts)
+    for outcome in done:
+        part = outcome.part
+        if outcome.action == "downloaded":
+            rate = outcome.bytes / outcome.seconds / 2**20 if outcome.seconds > 0 else 0.0
+            resumed = f", resumed at {outcome.resumed_from:,} bytes" if outcome.resumed_from else ""
+            print(f"{part.key}: downloaded {part.local} ({outcome.bytes:,} bytes in {outcome.seconds:.1f} s, "
+                  f"{rate:,.1f} MiB/s{resumed}), sha256 {outcome.sha256}")
+            if part.sha256 is None:
+                print(f"  unpinned: record it as {part.key}.sha256"
+                      + (f" (item {part.part - 1} of the list)" if part.parts > 1 else "") + f": {outcome.sha256}")
+        elif outcome.action == "present":
+            print(f"{part.key}: {part.local} is already there and verified")
+        else:
+            print(f"{part.key}: {part.local} is already there (no sha256 declared: not checked)")
+    for failure in failed:
+        print(printable(f"{failure.key}: {failure.message}"), file=sys.stderr)
+    if failed:
+        print(f"{config}: {len(failed)} of {len(parts)} file(s) not fetched; nothing partial was put in place",
+              file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plan":
-        return run_plan(args.config, args.json, args.models_dir)
+        return run_plan(args.config, args.json, args.models_dir, args.offline)
     if args.command == "compose":
-        return run_compose(args.config, args.out, args.cpu, args.models_dir)
+        return run_compose(args.config, args.out, args.cpu, args.models_dir, args.offline)
+    if args.command == "fetch":
+        return run_fetch(args.config, args.models_dir, args.timeout, args.quiet)
     return EXIT_INVALID
 
 

@@ -21,6 +21,7 @@ from stack.errors import internal_error_message, show_traceback
 from stack.header_sources import header_source_for
 from stack.outputs import auth_outputs, embedding_dimension, model_outputs
 from stack.plan import Plan, build_plan
+from stack.remote_headers import token_from_env, with_sources
 from stack.report import render_text
 
 STACK_RESOURCE_NAME = "local-llm-stack"
@@ -80,14 +81,23 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
         cfg = parse_stack_config(raw, secret_keys)
         docker = pulumi.Config("docker")
         host, ssh_opts = docker_settings(docker.get("host"), docker.get_object("sshOpts"))
-        plan = build_plan(cfg, header_source_for(cfg.models_dir, host, ssh_opts))
+        headers = with_sources(cfg, header_source_for(cfg.models_dir, host, ssh_opts), token=_hf_token())
+        plan = build_plan(cfg, headers)
     except ConfigError as exc:
         raise StackRefused(f"invalid stack config:\n{exc}") from None
     if not plan.fits:
         raise StackRefused(render_text(plan))
+    for problem in getattr(headers, "problems", ()):
+        pulumi.log.warn(f"{problem}; sized from the config or the catalog")
     for warning in plan.warnings:
         pulumi.log.warn(warning)
     return plan
+
+
+def _hf_token() -> str | None:
+    """The `hf_token` secret's value, for the Authorization header of remote header reads only; else HF_TOKEN."""
+    value = runtime_config.get_config(f"{pulumi.get_project()}:hf_token")
+    return value if isinstance(value, str) and value else token_from_env()
 
 
 def _export_name(service: str) -> str:
