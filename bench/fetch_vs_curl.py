@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "models_dir": str(models_dir), "hf_endpoint": mirror.endpoint, "gpu": {"profile": "cpu"},
             "models": {"bench": {"file": model.name, "ctx_size": 2048, "source": {
                 "repo": "bench/llama-GGUF", "revision": REV, "sha256": digest}}}})
-        env = {**os.environ, "XDG_CACHE_HOME": str(dest / "cache")}
+        env = {**os.environ, "XDG_CACHE_HOME": str(dest / "cache"), "LLS_OFFLINE": "0"}
 
         def run_cli() -> None:
             subprocess.run([sys.executable, "-m", "stack", "fetch", "--quiet", "--config", str(stack_file)],

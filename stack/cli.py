@@ -25,7 +25,7 @@ from stack.fetch import Fetcher, Progress, fetch_all, hf_token
 from stack.header_sources import HeaderSource, header_source_for
 from stack.http_client import DEFAULT_TIMEOUT_S, HttpClient, origin
 from stack.plan import Plan, build_plan
-from stack.remote_headers import SourcedHeaders, with_sources
+from stack.remote_headers import with_sources
 from stack.render_paths import CONTAINER_PATHS
 from stack.report import files_summary, printable, render_files_text, render_text
 from stack.sources_report import downloads_json, file_rows
@@ -82,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_and_plan(
     config: str, models_dir: str | None, *, cpu: bool = False, offline: bool = False, timeout: float | None = None,
-) -> tuple[StackFile, Plan, HeaderSource | None]:
-    """The one validate-and-size path of every subcommand; raises ConfigError."""
+) -> tuple[StackFile, Plan, HeaderSource | None, HttpClient]:
+    """The one validate-and-size path of every subcommand; raises ConfigError. The client carries the token for
+    `hf_endpoint` (fetch downloads with it)."""
     stack_file = load_stack_file(config)
     cfg = with_cpu_profile(stack_file.config) if cpu else stack_file.config
     base = header_source_for(
@@ -91,7 +92,7 @@ def _load_and_plan(
         Path(models_dir) if models_dir else None,
     )
     token = None
-    if sourced_parts(cfg) and not offline:
+    if sourced_parts(cfg):
         token, note = hf_token(stack_file.path, stack_file.secret_keys)
         if note:
             print(f"warning: {note}", file=sys.stderr)
@@ -106,7 +107,7 @@ def _load_and_plan(
                       file=sys.stderr)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return stack_file, plan, headers
+    return stack_file, plan, headers, client
 
 
 def _print_invalid(config: str, exc: ConfigError) -> None:
@@ -117,7 +118,7 @@ def _print_invalid(config: str, exc: ConfigError) -> None:
 
 def run_plan(config: str, as_json: bool, models_dir: str | None, offline: bool = False) -> int:
     try:
-        stack_file, plan, headers = _load_and_plan(config, models_dir, offline=offline)
+        stack_file, plan, headers, _ = _load_and_plan(config, models_dir, offline=offline)
     except ConfigError as exc:
         if as_json:
             print(json.dumps({"valid": False, "errors": [{"key": k, "message": m} for k, m in exc.problems]}))
@@ -162,7 +163,7 @@ def _write_if_changed(path: Path, content: str) -> bool:
 
 def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offline: bool = False) -> int:
     try:
-        stack_file, plan, _ = _load_and_plan(config, models_dir, cpu=cpu, offline=offline)
+        stack_file, plan, _, _ = _load_and_plan(config, models_dir, cpu=cpu, offline=offline)
     except ConfigError as exc:
         _print_invalid(config, exc)
         return EXIT_INVALID
@@ -209,8 +210,8 @@ def run_fetch(config: str, models_dir: str | None, timeout: float, quiet: bool) 
             raise ConfigError([("docker:host", f"{stack_file.docker_host}: fetch downloads into a directory of this "
                                                "machine; run it on the Docker host, or give --models-dir")])
         target = Path(models_dir or stack_file.config.models_dir)
-        stack_file, plan, headers = _load_and_plan(config, str(target) if target.is_dir() else None,
-                                                   timeout=timeout)
+        stack_file, plan, _, client = _load_and_plan(config, str(target) if target.is_dir() else None,
+                                                     timeout=timeout)
     except ConfigError as exc:
         _print_invalid(config, exc)
         return EXIT_INVALID
@@ -228,8 +229,6 @@ def run_fetch(config: str, models_dir: str | None, timeout: float, quiet: bool) 
         print(f"models_dir: cannot create {target}: {exc.strerror or exc}; create it or give --models-dir",
               file=sys.stderr)
         return EXIT_INVALID
-    remote = headers.remote if isinstance(headers, SourcedHeaders) else None
-    client = remote.client if remote is not None else HttpClient(timeout=timeout)
     fetcher = Fetcher(client, target, Progress(enabled=not quiet))
     done, failed = fetch_all(fetcher, parts)
     for outcome in done:

@@ -303,6 +303,10 @@ class SourcedHeaders:
         return merge_split(headers, names)
 
 
+OFFLINE_ENV = "LLS_OFFLINE"
+"""Set to 1 to keep `plan`, `compose` and the Pulumi program off the network (the test suite sets it)."""
+
+
 def token_from_env() -> str | None:
     """`HF_TOKEN`, huggingface_hub's variable; empty counts as unset."""
     return os.environ.get("HF_TOKEN") or None
@@ -314,8 +318,10 @@ def with_sources(
 ) -> HeaderSource | None:
     """`base` extended with the stack's declared sources and split files; `base` itself when it has neither.
 
-    `offline` reads no remote header: files not in models_dir are sized from the config or the catalog.
+    `offline` (or `LLS_OFFLINE=1` in the environment) reads no remote header: files not in models_dir are sized
+    from the config or the catalog.
     """
+    offline = offline or os.environ.get(OFFLINE_ENV, "") not in ("", "0")
     parts = sourced_parts(cfg)
     split = any(len(split_parts(d.file)) > 1 for d in declared_files(cfg))
     if not parts and not split:

@@ -82,9 +82,15 @@ def _stack(tmp: Path, mirror: HfMirror, models: Models, **chat_source: Any) -> P
     return write_stack_file(tmp / "Pulumi.sources.yaml", cfg)
 
 
-def _cli(tmp: Path, *args: str, token: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+def _env(tmp: Path) -> dict[str, str]:
+    """The test environment without a token and without LLS_OFFLINE (these tests serve their sources here)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "LLS_OFFLINE")}
     env["XDG_CACHE_HOME"] = str(tmp / "cache")
+    return env
+
+
+def _cli(tmp: Path, *args: str, token: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = _env(tmp)
     if token is not None:
         env["HF_TOKEN"] = token
     return subprocess.run([sys.executable, "-m", "stack", *args], capture_output=True, text=True, env=env,
@@ -189,8 +195,7 @@ def test_llama_server_loads_the_fetched_split_model(tmp_path: Path, mirror: HfMi
 def test_interrupted_download_resumes_and_serves_about_one_file(tmp_path: Path, models: Models) -> None:
     with running_mirror(tmp_path / "srv", _hub(models), blob_rate="15m") as mirror:
         stack_file = _stack(tmp_path, mirror, models)
-        env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
-        env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+        env = _env(tmp_path)
         partial = tmp_path / "models" / ".lls-fetch" / "minilm-f16.gguf.part"
         proc = subprocess.Popen([sys.executable, "-m", "stack", "fetch", "--quiet", "--config", str(stack_file)],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -311,3 +316,44 @@ def test_a_stalled_server_is_a_clear_error_with_nothing_placed(tmp_path: Path, m
     assert out.returncode == 1
     assert "models.chat.source:" in out.stderr and "stopped sending data" in out.stderr
     assert not (tmp_path / "models" / "chat-f16.gguf").exists()
+
+
+def test_files_fetch_did_not_place_are_never_replaced(tmp_path: Path, mirror: HfMirror, models: Models) -> None:
+    stack_file = _stack(tmp_path, mirror, models)
+    placed = tmp_path / "models"
+    placed.mkdir()
+    (placed / "chat-f16.gguf").write_bytes(models.chat.read_bytes() + b"mine")
+    (placed / "minilm-f16.gguf").write_bytes(models.chat.read_bytes())
+    out = _cli(tmp_path, "fetch", "--config", str(stack_file))
+    assert out.returncode == 1
+    assert "models.chat.source:" in out.stderr and "fetch did not put it there, so it is left alone" in out.stderr
+    assert (placed / "chat-f16.gguf").read_bytes().endswith(b"mine"), "a user's file is untouched"
+    assert "embeddings.source: minilm-f16.gguf is already there (no sha256 declared: not checked)" in out.stdout
+    assert (placed / "minilm-f16.gguf").read_bytes() == models.chat.read_bytes()
+
+
+def test_a_changed_source_replaces_only_its_file(tmp_path: Path, models: Models) -> None:
+    newer = tmp_path / "chat-newer.gguf"
+    newer.write_bytes(models.chat.read_bytes() + bytes(64))
+    commit2 = "f" * 40
+    with running_mirror(tmp_path / "srv", [*_hub(models), HubFile("org/chat-GGUF", commit2, "chat-f16.gguf",
+                                                                  newer)]) as mirror:
+        stack_file = _stack(tmp_path, mirror, models)
+        assert _cli(tmp_path, "fetch", "--config", str(stack_file)).returncode == 0
+        embed_inode = (tmp_path / "models" / "minilm-f16.gguf").stat().st_ino
+        stack_file = _stack(tmp_path, mirror, models, revision=commit2, sha256=sha256_of(newer))
+        mirror.clear_log()
+        out = _cli(tmp_path, "fetch", "--config", str(stack_file))
+        assert out.returncode == 0, out.stderr
+        fetched = [e.uri for e in mirror.log() if e.uri.startswith("/blobs/") and e.method == "GET"
+                   and not e.range.startswith("bytes=0-1048575")]
+    assert sha256_of(tmp_path / "models" / "chat-f16.gguf") == sha256_of(newer)
+    assert fetched == [f"/blobs/{sha256_of(newer)}"], "only the changed file is downloaded"
+    assert (tmp_path / "models" / "minilm-f16.gguf").stat().st_ino == embed_inode
+
+
+def test_plan_offline_reads_nothing_remote(tmp_path: Path, mirror: HfMirror, models: Models) -> None:
+    stack_file = _stack(tmp_path, mirror, models)
+    out = _cli(tmp_path, "plan", "--offline", "--config", str(stack_file))
+    assert "models.chat.file: cannot size" in out.stderr, "the fixture has no catalog entry"
+    assert mirror.log() == []
