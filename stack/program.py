@@ -21,7 +21,7 @@ from stack.errors import internal_error_message, show_traceback
 from stack.header_sources import header_source_for
 from stack.outputs import auth_outputs, embedding_dimension, model_outputs
 from stack.plan import Plan, build_plan
-from stack.remote_headers import token_from_env, with_sources
+from stack.remote_headers import pending_downloads, token_from_env, with_sources
 from stack.report import render_text
 
 STACK_RESOURCE_NAME = "local-llm-stack"
@@ -89,6 +89,8 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
         raise StackRefused(render_text(plan))
     for problem in getattr(headers, "problems", ()):
         pulumi.log.warn(f"{problem}; sized from the config or the catalog")
+    for pending in pending_downloads(headers):
+        pulumi.log.warn(pending)
     for warning in plan.warnings:
         pulumi.log.warn(warning)
     return plan

@@ -331,3 +331,16 @@ def with_sources(
         client = client or HttpClient(token=token, token_origin=origin(cfg.hf_endpoint))
         remote = RemoteHeaders(client, cache_dir or default_cache_dir())
     return SourcedHeaders(base, parts, remote)
+
+
+def pending_downloads(headers: HeaderSource | None) -> list[str]:
+    """`key: message` for each sourced file sized from its remote header but not in models_dir yet."""
+    if not isinstance(headers, SourcedHeaders):
+        return []
+    out = []
+    for file, status in headers.status.items():
+        if status.how == "remote header" and status.missing_parts:
+            key = headers.parts[file].key
+            out.append(f"{key}: {file} is not in models_dir yet ({status.download_bytes:,} bytes to download); "
+                       "run python -m stack fetch before its model is used, or llama-server will fail to load it")
+    return out
