@@ -22,6 +22,8 @@ MAX_REDIRECTS = 10
 DEFAULT_TIMEOUT_S = 30.0
 USER_AGENT = "local-llm-stack"
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
+"""A 416's Content-Range: the range asked for starts at or past the end; the number is the file's size."""
 _SHA256_ETAG = re.compile(r'^(?:W/)?"?([0-9a-f]{64})"?$')
 
 
@@ -80,6 +82,9 @@ class Response:
         cr = self.content_range
         if cr is not None and cr[2] is not None:
             return cr[2]
+        unsatisfied = _UNSATISFIED_RANGE.fullmatch(self.headers.get("Content-Range", "").strip())
+        if self.status == 416 and unsatisfied:
+            return int(unsatisfied.group(1))
         length = self.headers.get("Content-Length")
         if self.status == 200 and length and str(length).isdigit():
             return int(length)

@@ -357,3 +357,28 @@ def test_plan_offline_reads_nothing_remote(tmp_path: Path, mirror: HfMirror, mod
     out = _cli(tmp_path, "plan", "--offline", "--config", str(stack_file))
     assert "models.chat.file: cannot size" in out.stderr, "the fixture has no catalog entry"
     assert mirror.log() == []
+
+
+def test_a_complete_partial_file_is_verified_and_placed_without_download(tmp_path: Path, mirror: HfMirror,
+                                                                          models: Models) -> None:
+    """A fetch that died between the last byte and the rename: the server answers 416 and nothing is resent."""
+    mirror.plain = {"chat-f16.gguf": models.chat}
+    mirror.reload()
+    url = mirror.url("chat-f16.gguf")
+    etag = subprocess.run(["curl", "-sI", url], capture_output=True, text=True, check=True).stdout
+    etag = next(line.split(":", 1)[1].strip() for line in etag.splitlines() if line.lower().startswith("etag:"))
+    state = tmp_path / "models" / ".lls-fetch"
+    state.mkdir(parents=True)
+    (state / "chat-f16.gguf.part").write_bytes(models.chat.read_bytes())
+    size = models.chat.stat().st_size
+    (state / "chat-f16.gguf.part.json").write_text(json.dumps({"url": url, "etag": etag, "size": size}))
+    cfg = {"models_dir": str(tmp_path / "models"), "gpu": {"profile": "cpu"},
+           "models": {"chat": {"file": "chat-f16.gguf", "ctx_size": 2048, "source": {
+               "url": url, "sha256": sha256_of(models.chat)}}}}
+    stack_file = write_stack_file(tmp_path / "Pulumi.done.yaml", cfg)
+    mirror.clear_log()
+    out = _cli(tmp_path, "fetch", "--config", str(stack_file))
+    assert out.returncode == 0, out.stderr
+    assert sha256_of(tmp_path / "models" / "chat-f16.gguf") == sha256_of(models.chat)
+    gets = [e for e in mirror.log() if e.method == "GET" and e.range == f"bytes={size}-"]
+    assert [(e.status, e.body_bytes) for e in gets] == [(416, gets[0].body_bytes)] and gets[0].body_bytes < 1024
