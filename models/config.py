@@ -41,6 +41,7 @@ from models.values import (
     Text,
     TopLevelBool,
     free_text,
+    matching,
 )
 
 ModelId = Name
@@ -95,7 +96,7 @@ class GpuConfig(Strict):
     vram_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
     reserve_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
     overhead_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
-    device: Annotated[str, Field(pattern=r"^(all|device=[A-Za-z0-9-]+)$")] = "all"
+    device: Annotated[StrictStr, matching(r"all|device=[A-Za-z0-9-]+", "all or device=<GPU index or UUID>")] = "all"
 
     @field_validator("profile")
     @classmethod
@@ -304,7 +305,7 @@ class GroupConfig(Strict):
     members: Annotated[list[ModelId], Field(min_length=1)]
 
 
-MATRIX_VAR = r"^[A-Za-z0-9]{1,8}$"
+MATRIX_VAR = matching(r"[A-Za-z0-9]{1,8}", "1 to 8 letters or digits")
 
 
 class MatrixConfig(Strict):
@@ -314,7 +315,7 @@ class MatrixConfig(Strict):
     a model in no set runs alone. `groups: auto` produces one of these from the sizing.
     """
 
-    sets: Annotated[dict[Annotated[str, Field(pattern=MATRIX_VAR)], list[ModelId]], Field(min_length=1)]
+    sets: Annotated[dict[Annotated[StrictStr, MATRIX_VAR], list[ModelId]], Field(min_length=1)]
     evict_costs: dict[ModelId, Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=dict)
 
 
@@ -343,7 +344,9 @@ class PortsConfig(Strict):
 
 
 class NetworkConfig(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")] = "llm"
+    name: Annotated[StrictStr, matching(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )] = "llm"
 
 
 class LlamaSwapConfig(Strict):
@@ -357,7 +360,9 @@ class CloudFallback(Strict):
 
     name: ModelId
     model: ProviderModel = Field(description="LiteLLM provider/model, e.g. openai/gpt-4o-mini")
-    api_key_secret: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    api_key_secret: Annotated[StrictStr, matching(
+        r"[a-z][a-z0-9_]{0,63}", "lowercase letters, digits and '_', starting with a letter (e.g. openai_api_key)"
+    )]
     api_base: HttpUrl | None = None
     """Credentials in it are refused: LiteLLM's config file is readable in its container; use api_key_secret."""
     fallback_for: list[ModelId] = Field(default_factory=list)

@@ -6,6 +6,7 @@ refuse exactly the same configs, with the same key-path messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +81,37 @@ def _describe(err: Mapping[str, Any]) -> str:
     return msg
 
 
+_UNION_TAG = re.compile(r"[a-z-]+\[")
+
+
+def _is_tag(loc: tuple[int | str, ...], i: int) -> bool:
+    """Whether `loc[i]` names a union member (`ArchConfig`, `dict[...]`, `literal['auto']`), not a key."""
+    part = loc[i]
+    if not isinstance(part, str) or part == "[key]":
+        return part == "[key]"
+    followed_by_key = i + 1 < len(loc) and loc[i + 1] == "[key]"
+    return not followed_by_key and (part[:1].isupper() or bool(_UNION_TAG.match(part)))
+
+
+def _other_branch(err: Mapping[str, Any]) -> bool:
+    """A union member's type error when the input plainly belongs to another member: `groups: {...}` is no
+    misspelt `auto`, and `groups: autox` no malformed mapping. Only the branch that was meant is reported."""
+    tags = [p for i, p in enumerate(err["loc"]) if _is_tag(err["loc"], i) and p != "[key]"]
+    if not tags:
+        return False
+    if err["type"] == "literal_error":
+        return not isinstance(err["input"], str)
+    return err["type"] in ("dict_type", "model_type", "list_type") and isinstance(err["input"], str)
+
+
 def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
     """Flatten pydantic errors into (key path, message) pairs, expanding cross-field checks."""
     problems: list[tuple[str, str]] = []
     for err in exc.errors():
+        if _other_branch(err):
+            continue
         # Union members (e.g. `arch: ArchConfig | None`) add the type name to the location.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or p == "[key]")))
+        loc = tuple(p for i, p in enumerate(err["loc"]) if not _is_tag(err["loc"], i))
         prefix = _loc_path(loc)
         ctx = err.get("ctx") or {}
         if err["type"] == "invalid_keys" and "problems" in ctx:

@@ -75,6 +75,18 @@ Name = Annotated[StrictStr, AfterValidator(_check_name)]
 Names such as `1e3`, `0o17`, `true` or `null` are valid; the renderers quote them so they stay strings."""
 
 
+def matching(pattern: str, rule: str) -> AfterValidator:
+    """A token checked against `pattern` (whole string); the refusal says `rule` instead of the regex."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid here: use {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
 _CATALOG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_]{1,16})?")
 
 

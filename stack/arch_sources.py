@@ -8,7 +8,7 @@ from models.config import ArchConfig
 from stack.arch import ModelArch, split_weights, swa_layers, uniform_layers
 from stack.arch_gguf import arch_from_header
 from stack.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
-from stack.gguf_header import GgufError
+from stack.gguf_header import GgufError, GgufHeader
 from stack.header_sources import HeaderSource
 
 MIB = 1024 * 1024
@@ -60,19 +60,35 @@ def arch_from_config(a: ArchConfig, file_name: str, source: str) -> ModelArch:
     )
 
 
+def _unusable(file_key: str, where: str, exc: Exception) -> ArchUnavailable:
+    if isinstance(exc, GgufError):
+        return ArchUnavailable(file_key, f"{where} is not a usable GGUF model: {exc}; put a complete GGUF file "
+                                         f"there (download it again), or point {file_key} at the file you meant")
+    return ArchUnavailable(file_key, f"cannot read {where}: {exc}; make it a readable file, or point {file_key} "
+                                     "at another")
+
+
+def read_model_header(headers: HeaderSource, file: str, file_key: str) -> GgufHeader | None:
+    """The header of a model, draft or projector file; None when it is not there. Anything wrong with the file
+    is an ArchUnavailable at `file_key`: llama-server would fail to load it, so sizing it some other way would
+    only hide that."""
+    try:
+        return headers.read(file)
+    except (GgufError, OSError) as exc:
+        raise _unusable(file_key, headers.describe(file), exc) from None
+
+
 def resolve_arch(settings: ModelFile, key: str, headers: HeaderSource | None) -> ModelArch:
     """`key` is the config path of the model (e.g. `models.chat`), used in sources and errors."""
     where = None
     if headers is not None:
         where = headers.describe(settings.file)
-        try:
-            header = headers.read(settings.file)
-            if header is not None:
+        header = read_model_header(headers, settings.file, f"{key}.file")
+        if header is not None:
+            try:
                 return arch_from_header(header, f"gguf: {where}")
-        except (GgufError, ValueError) as exc:
-            raise ArchUnavailable(f"{key}.file", f"{where} is not a readable GGUF model: {exc}") from None
-        except OSError as exc:
-            raise ArchUnavailable(f"{key}.file", f"cannot read {where}: {exc}") from None
+            except GgufError as exc:
+                raise _unusable(f"{key}.file", where, exc) from None
     if settings.arch is not None:
         return arch_from_config(settings.arch, settings.file, f"config: {key}.arch")
     try:

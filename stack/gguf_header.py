@@ -46,6 +46,8 @@ KEPT_ARRAY_ITEMS = 512
 """Longer arrays (the tokenizer's) keep only their item type and length, not their values: nothing the
 sizing reads is longer (per-layer arrays hold one value per layer, and llama.cpp's LLAMA_MAX_LAYERS is
 512), and a 262k-token vocabulary as Python strings would cost 100 MiB."""
+KEPT_STRING_BYTES = 1 * MIB
+"""Longer string values are skipped like long arrays: chat templates are tens of KiB at most."""
 MAX_TENSOR_NAME = 63
 """llama.cpp refuses names of GGML_MAX_NAME (64) bytes or more."""
 MAX_DIMS = 4
@@ -87,6 +89,13 @@ class ArrayInfo:
 
     def __len__(self) -> int:
         return self.length
+
+
+@dataclass(frozen=True)
+class LongString:
+    """A string value longer than `KEPT_STRING_BYTES` (an embedded tokenizer.json): its length, not its text."""
+
+    length: int
 
 
 @dataclass(frozen=True)
@@ -151,49 +160,58 @@ def check_file_size(header: GgufHeader, size: int) -> None:
 
 
 class _Stream:
-    """Reads from `f` into one buffer, never past `MAX_HEADER_BYTES`, and only as the parse reaches the bytes."""
+    """Reads `f` as the parse reaches the bytes, never past `MAX_HEADER_BYTES`.
+
+    `buf` holds the file from offset `base`; consumed bytes are dropped as it refills, so memory follows the
+    largest single item read, not the header's size.
+    """
 
     def __init__(self, f: IO[bytes]) -> None:
         self.f = f
         self.buf = bytearray()
+        self.base = 0
         self.pos = 0
         self.eof = False
 
     def _fill(self, end: int) -> None:
-        """Make `buf` hold bytes up to `end`, reading at least a chunk at a time."""
+        """Make `buf` hold the bytes up to absolute offset `end`, reading at least a chunk at a time."""
         if end > MAX_HEADER_BYTES:
             raise GgufError(
                 f"the header runs past {MAX_HEADER_BYTES // MIB} MiB (wanted bytes up to {end:,}); real GGUF "
                 f"headers are under 16 MiB, so this is not a model file or it is corrupt"
             )
-        while len(self.buf) < end and not self.eof:
-            want = min(max(end - len(self.buf), _CHUNK), MAX_HEADER_BYTES - len(self.buf))
-            data = self.f.read(want)
-            if not data:
-                self.eof = True
+        consumed = min(self.pos, self.base + len(self.buf)) - self.base
+        if consumed > _CHUNK:
+            self.buf = self.buf[consumed:]
+            self.base += consumed
+        while self.base + len(self.buf) < end and not self.eof:
+            have = self.base + len(self.buf)
+            data = self.f.read(min(max(end - have, _CHUNK), MAX_HEADER_BYTES - have))
+            self.eof = not data
             self.buf += data
-        if len(self.buf) < end:
-            raise GgufTruncated(f"header cut short at byte {len(self.buf):,} (wanted bytes up to {end:,})")
+        if self.base + len(self.buf) < end:
+            raise GgufTruncated(f"header cut short at byte {self.base + len(self.buf):,} (wanted bytes up to {end:,})")
+
+    def _view(self, n: int) -> memoryview:
+        end = self.pos + n
+        if end > self.base + len(self.buf):
+            self._fill(end)
+        start = self.pos - self.base
+        self.pos = end
+        return memoryview(self.buf)[start:start + n]
 
     def read(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.buf):
-            self._fill(end)
-        data = bytes(self.buf[self.pos:end])
-        self.pos = end
-        return data
+        with self._view(n) as view:
+            return bytes(view)
 
     def skip(self, n: int) -> None:
-        end = self.pos + n
-        if end > len(self.buf):
-            self._fill(end)
-        self.pos = end
+        self._view(n).release()
 
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
-        if self.pos + size > len(self.buf):
+        if self.pos + size > self.base + len(self.buf):
             self._fill(self.pos + size)
-        value = struct.unpack_from(fmt, self.buf, self.pos)[0]
+        value = struct.unpack_from(fmt, self.buf, self.pos - self.base)[0]
         self.pos += size
         return value
 
@@ -201,28 +219,37 @@ class _Stream:
         value: int = self.unpack("<Q")
         return value
 
-    def string(self, what: str, limit: int = MAX_STRING_BYTES) -> str:
+    def string(self, what: str, limit: int = MAX_STRING_BYTES) -> str | LongString:
         at = self.pos
         n = self.u64()
         if n > limit:
             raise GgufError(f"{what} at byte {at:,} claims {n:,} bytes (at most {limit:,} accepted)")
-        return self.read(n).decode("utf-8", errors="replace")
+        if n > KEPT_STRING_BYTES:
+            self.skip(n)
+            return LongString(n)
+        with self._view(n) as view:
+            return str(view, "utf-8", "replace")
+
+    def name(self, what: str, limit: int) -> str:
+        value = self.string(what, limit)
+        assert isinstance(value, str)
+        return value
 
     def skip_strings(self, count: int) -> None:
         """Walk `count` strings without keeping them (the tokenizer's arrays)."""
-        buf, pos = self.buf, self.pos
         unpack_from = _U64.unpack_from
+        buf, base, pos = self.buf, self.base, self.pos
         for _ in range(count):
-            if pos + 8 > len(buf):
+            if pos + 8 > base + len(buf):
                 self.pos = pos
                 self._fill(pos + 8)
-                buf = self.buf
-            (n,) = unpack_from(buf, pos)
+                buf, base = self.buf, self.base
+            (n,) = unpack_from(buf, pos - base)
             if n > MAX_STRING_BYTES:
                 raise GgufError(f"string at byte {pos:,} claims {n:,} bytes (at most {MAX_STRING_BYTES:,} accepted)")
             pos += 8 + n
         self.pos = pos
-        if pos > len(self.buf):
+        if pos > self.base + len(self.buf):
             self._fill(pos)
 
 
@@ -276,7 +303,7 @@ class _Reader:
         metadata: dict[str, Any] = {}
         alignment = DEFAULT_ALIGNMENT
         for i in range(n_kv):
-            key = s.string(f"metadata key {i}", MAX_KEY_BYTES)
+            key = s.name(f"metadata key {i}", MAX_KEY_BYTES)
             if not key:
                 raise GgufError(f"metadata key {i} is empty")
             if key in metadata:
@@ -293,7 +320,7 @@ class _Reader:
 
     def tensor(self, i: int, names: set[str]) -> tuple[TensorInfo, int]:
         s = self.s
-        name = s.string(f"tensor {i} name", MAX_TENSOR_NAME)
+        name = s.name(f"tensor {i} name", MAX_TENSOR_NAME)
         if name in names:
             raise GgufError(f"tensor {name!r} appears twice")
         names.add(name)

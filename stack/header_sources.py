@@ -7,10 +7,12 @@ file size and mtime so a second `plan` costs one `stat` per file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import shlex
+import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,20 +22,42 @@ from urllib.parse import urlsplit
 
 from models.load import ConfigError
 from models.values import ssh_host_problem, ssh_option_problems
-from stack.gguf_header import GgufError, GgufHeader, read_header, read_header_file
+from stack.gguf_header import (
+    MAX_HEADER_BYTES,
+    GgufError,
+    GgufHeader,
+    GgufTruncated,
+    check_file_size,
+    read_header,
+)
 
 FIRST_READ = 16 * 1024 * 1024
-MAX_HEADER = 512 * 1024 * 1024
+MAX_HEADER = MAX_HEADER_BYTES
+"""The same bound over ssh as locally: `head -c` never asks for more."""
 
 
 class HeaderSource(Protocol):
     def describe(self, file: str) -> str: ...
 
     def read(self, file: str) -> GgufHeader | None:
-        """The header of `file` (relative to models_dir); None when the file is not there."""
+        """The header of `file` (relative to models_dir); None when the file is not there.
+
+        Raises GgufError when something other than a complete GGUF file is there (a directory, a FIFO, a
+        symlink loop, a file cut short after its header) and OSError when it cannot be read.
+        """
 
     def exists(self, file: str) -> bool:
         """Whether `file` is a regular file (after symlinks) under models_dir."""
+
+
+_LOOP = "it is a symlink loop, not a file"
+
+
+def _not_a_file(mode: int) -> str:
+    """Never opened: reading a FIFO would block, and a directory is no model."""
+    if stat.S_ISDIR(mode):
+        return "it is a directory, not a GGUF file"
+    return "it is not a regular file (a FIFO, socket or device), so it cannot be a GGUF file"
 
 
 @dataclass(frozen=True)
@@ -45,7 +69,20 @@ class LocalHeaders:
 
     def read(self, file: str) -> GgufHeader | None:
         path = self.models_dir / file
-        return read_header_file(path) if path.is_file() else None
+        try:
+            mode = path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise GgufError(_not_a_file(mode))
+            with open(path, "rb") as f:
+                header = read_header(f)
+                check_file_size(header, os.fstat(f.fileno()).st_size)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise GgufError(_LOOP) from None
+            raise OSError(exc.strerror or str(exc)) from None
+        return header
 
     def exists(self, file: str) -> bool:
         return (self.models_dir / file).is_file()
@@ -119,10 +156,22 @@ class SshHeaders:
     def describe(self, file: str) -> str:
         return f"{self.target.label}{PurePosixPath(self.models_dir) / file}"
 
-    def _stat(self, path: str) -> tuple[int, int] | None:
-        out = self.run(self.target.argv(f"stat -L -c '%s %Y' -- {shlex.quote(path)} 2>/dev/null || true"))
-        parts = out.decode().split()
-        return (int(parts[0]), int(parts[1])) if len(parts) == 2 else None
+    def _stat(self, path: str) -> tuple[int, int, int] | None:
+        """(size, mtime, mode) after symlinks; None when nothing is there. A symlink loop is a GgufError."""
+        quoted = shlex.quote(path)
+        out = self.run(self.target.argv(f"LC_ALL=C stat -L -c '%s %Y %f' -- {quoted} 2>&1 || true")).decode(
+            errors="replace")
+        parts = out.split()
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            try:
+                return int(parts[0]), int(parts[1]), int(parts[2], 16)
+            except ValueError:
+                pass
+        if "Too many levels of symbolic links" in out:
+            raise GgufError(_LOOP)
+        if "No such file or directory" in out or not out.strip():
+            return None
+        raise OSError(out.strip()[:200])
 
     def read(self, file: str) -> GgufHeader | None:
         path = str(PurePosixPath(self.models_dir) / file)
@@ -139,34 +188,41 @@ class SshHeaders:
         if path not in self.seen:
             try:
                 self.seen[path] = self._stat(path) is not None
-            except OSError:
+            except (OSError, GgufError):
                 self.seen[path] = True
         return self.seen[path]
 
     def _read(self, path: str) -> GgufHeader | None:
-        stat = self._stat(path)
-        self.seen[path] = stat is not None
-        if stat is None:
+        self.seen[path] = True
+        found = self._stat(path)
+        self.seen[path] = found is not None
+        if found is None:
             return None
-        size, mtime = stat
+        size, mtime, mode = found
+        if not stat.S_ISREG(mode):
+            raise GgufError(_not_a_file(mode))
         key = hashlib.sha256(f"{self.target.label}|{path}|{size}|{mtime}".encode()).hexdigest()
         cached = self.cache_dir / f"{key}.gguf-header"
         if cached.is_file():
             try:
-                return read_header(io.BytesIO(cached.read_bytes()))
+                header = read_header(io.BytesIO(cached.read_bytes()))
             except GgufError:
                 cached.unlink()
-        want = min(self.first_read, size)
+            else:
+                check_file_size(header, size)
+                return header
+        want = min(self.first_read, size, MAX_HEADER)
         while True:
             data = self.run(self.target.argv(f"head -c {want} -- {shlex.quote(path)}"))
             self.fetched_bytes += len(data)
             try:
-                header = read_header(io.BytesIO(data))
-            except GgufError:
+                header = read_header(io.BytesIO(data[:want]))
+            except GgufTruncated:
                 if want >= min(size, MAX_HEADER):
                     raise
                 want = min(want * 4, size, MAX_HEADER)
                 continue
+            check_file_size(header, size)
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(data[: header.header_bytes])
             return header

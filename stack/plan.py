@@ -13,7 +13,7 @@ from typing import Any
 from models.config import ModelConfig, ServerSettings, StackConfig
 from models.load import ConfigError
 from stack.arch import MIB
-from stack.arch_sources import ArchUnavailable, resolve_arch
+from stack.arch_sources import ArchUnavailable, read_model_header, resolve_arch
 from stack.auto_groups import MAX_AUTO_MODELS, auto_group
 from stack.compute_buffer import Calibration, calibration_for
 from stack.fit import Suggestion, suggest_fixes
@@ -116,7 +116,9 @@ def _extras(settings: ServerSettings, key: str, headers: HeaderSource | None) ->
     draft_arch = resolve_arch(settings.draft, f"{key}.draft", headers) if settings.draft is not None else None
     mmproj_bytes = 0
     if settings.mmproj is not None:
-        header = headers.read(settings.mmproj.file) if headers is not None else None
+        header = None
+        if headers is not None:
+            header = read_model_header(headers, settings.mmproj.file, f"{key}.mmproj.file")
         if header is not None:
             mmproj_bytes = sum(t.n_bytes for t in header.tensors)
         elif settings.mmproj.weights_mib is not None:

@@ -7,7 +7,8 @@ compute buffer (`stack.compute_buffer`), per-process overhead (`models.gpu_profi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 from models.config import DraftConfig, GpuConfig, ServerSettings
@@ -36,9 +37,24 @@ class Extras:
     mmproj_offload: bool = True
 
 
+class SizingBug(RuntimeError):
+    """A figure the gate would add is negative or not finite. Inputs are range-checked before sizing (the config
+    schema, `stack.arch_gguf`), so this is a bug in the sizing, reported as an internal error, never as a fit."""
+
+
+def _sound(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value >= 0
+
+
 @dataclass(frozen=True)
 class ProcessSize:
-    """One process's footprint on the device it runs on (VRAM, or RAM for the cpu profile)."""
+    """One process's footprint on the device it runs on (VRAM, or RAM for the cpu profile).
+
+    Every figure is checked on construction: a negative one would lower a co-resident set's total and could make
+    an over-budget set "fit".
+    """
 
     id: str
     key: str
@@ -56,6 +72,13 @@ class ProcessSize:
     mmproj_bytes: int = 0
     """The multimodal projector's weights plus an estimated image-encoder compute buffer."""
     extras: Extras = Extras()
+
+    def __post_init__(self) -> None:
+        figures = {f.name: getattr(self, f.name) for f in fields(self) if f.name.endswith("_bytes")}
+        figures.update(kv_bytes=self.kv.bytes, compute_bytes=self.compute.bytes)
+        for name, value in figures.items():
+            if not _sound(value):
+                raise SizingBug(f"{self.key}: {name} = {value!r} is negative or not a finite number")
 
     @property
     def kv_bytes(self) -> int:

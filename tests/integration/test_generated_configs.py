@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,8 @@ class SwapLoad:
     """`/v1/models`, record id → `meta.llamaswap.aliases` (empty when it did not come up)."""
     anonymous_status: int | None
     """HTTP status of `/v1/models` without a key."""
+    probed: Any = None
+    """What `probe` returned while llama-swap was up (None without a probe)."""
 
 
 def _listing(data: Any) -> dict[str, list[str]]:
@@ -218,10 +221,12 @@ def _listing(data: Any) -> dict[str, list[str]]:
 
 
 def load_in_llama_swap(
-    configs: dict[str, tuple[str, dict[str, str]]], tmp: Path
+    configs: dict[str, tuple[str, dict[str, str]]], tmp: Path,
+    probe: Callable[[str, dict[str, str]], Any] | None = None,
 ) -> dict[str, SwapLoad]:
     """Start llama-swap on each (config text, environment) at once, the way its container starts it; wait until it
-    answers `/health` or exits; read `/v1/models` (with the key, and without) and stop it."""
+    answers `/health` or exits; read `/v1/models` (with the key, and without), call `probe(url, auth headers)` if
+    given, and stop it."""
     binary = str(binaries.require(binaries.llama_swap))
     ports = free_ports(len(configs))
     started: dict[str, tuple[Process, int, dict[str, str]]] = {}
@@ -253,7 +258,8 @@ def load_in_llama_swap(
             r = http_request("GET", f"{url}/v1/models", headers=headers, timeout=10)
             assert r.status == 200, f"{name}: /v1/models answered {r.status}: {r.body[:300]!r}\n{proc.log_tail()}"
             anonymous = http_request("GET", f"{url}/v1/models", timeout=10).status
-            results[name] = SwapLoad(None, proc.log_tail(), _listing(r.json()), anonymous)
+            probed = probe(url, headers) if probe is not None else None
+            results[name] = SwapLoad(None, proc.log_tail(), _listing(r.json()), anonymous, probed)
     finally:
         for proc, _, _ in started.values():
             proc.stop()

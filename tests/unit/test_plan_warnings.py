@@ -28,10 +28,14 @@ def test_missing_files_are_named_with_their_keys(tmp_path: Path) -> None:
     assert plan.fits
 
 
-def test_a_directory_where_the_file_should_be_is_missing(tmp_path: Path) -> None:
+def test_a_directory_where_the_file_should_be_is_refused(tmp_path: Path) -> None:
+    """Unlike a missing file (a warning), llama-server could never load it: an error naming the path."""
     (tmp_path / CHAT_FILE).mkdir()
-    plan = build_plan(stack(models={"chat": CHAT}, models_dir=str(tmp_path)), LocalHeaders(tmp_path))
-    assert [w.split(":", 1)[0] for w in plan.warnings] == ["models.chat.file"]
+    with pytest.raises(ConfigError) as refused:
+        build_plan(stack(models={"chat": CHAT}, models_dir=str(tmp_path)), LocalHeaders(tmp_path))
+    [(key, message)] = refused.value.problems
+    assert key == "models.chat.file"
+    assert f"{tmp_path / CHAT_FILE} is not a usable GGUF model: it is a directory" in message
 
 
 def test_no_header_source_no_warning() -> None:
