@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from models.sources import RemotePart
 from stack.fetch import Fetcher, Progress
+from stack.gguf_header import file_problem
 from stack.http_client import HttpClient
+from stack.remote_part import RemotePart
 from tests.fixtures.gguf_models import LLAMA32_1B_SPEC, production_shape_model
 from tests.harness.hf_mirror import HubFile, running_mirror, sha256_of
 from tests.unit.helpers import REPO, write_stack_file
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def run_fetcher() -> None:
             client = HttpClient(timeout=30)
-            outcome = Fetcher(client, models_dir, Progress(enabled=False)).fetch(part)
+            outcome = Fetcher(client, models_dir, Progress(enabled=False), check=file_problem).fetch(part)
             assert outcome.action == "downloaded" and outcome.sha256 == digest
 
         stack_file = write_stack_file(dest / "Pulumi.bench.yaml", {

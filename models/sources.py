@@ -8,7 +8,6 @@ the same way and whose first part is the one llama-server is pointed at.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 from pydantic_core import PydanticCustomError
 
 from models.values import HttpUrl
+from stack.remote_part import RemotePart, is_loopback_host
 
 if TYPE_CHECKING:
     from models.config import StackConfig
@@ -72,15 +72,6 @@ def _check_repo_file(value: str) -> str:
         raise ValueError(f"{value!r} is not a .gguf file path inside the repository (letters, digits, '.', '_', "
                          "'-', '+', '/')")
     return value
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_download_url(value: str) -> str:
@@ -215,29 +206,6 @@ def source_problems(file: str, source: ModelSource | None) -> list[tuple[str, st
         return [("source.sha256", f"gives {len(digests)} digest(s) for {parts} part(s); give one per part, in order"
                                   + (" (a single file takes one digest)" if parts == 1 else ""))]
     return []
-
-
-@dataclass(frozen=True)
-class RemotePart:
-    """One file to fetch: where it lands under models_dir and where it comes from."""
-
-    key: str
-    """The config key of the source, e.g. `models.chat.source`; errors name it."""
-    local: str
-    url: str
-    """The URL asked first (for Hugging Face, the `resolve` URL that redirects to the file's storage)."""
-    sha256: str | None
-    pinned_revision: bool
-    hf: bool
-    part: int = 1
-    parts: int = 1
-
-    @property
-    def cache_identity(self) -> str | None:
-        """What names the file's content for good: its digest, or a URL with a commit in it; None otherwise."""
-        if self.sha256:
-            return f"sha256:{self.sha256}"
-        return self.url if self.pinned_revision else None
 
 
 def hf_url(endpoint: str, repo: str, revision: str, file: str) -> str:

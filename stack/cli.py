@@ -22,6 +22,7 @@ from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_
 from stack.container_specs import build_container_specs, network_spec
 from stack.errors import EXIT_INTERNAL, internal_error_message, show_traceback
 from stack.fetch import Fetcher, Progress, fetch_all, hf_token
+from stack.gguf_header import file_problem
 from stack.header_sources import HeaderSource, header_source_for
 from stack.http_client import DEFAULT_TIMEOUT_S, HttpClient, origin
 from stack.plan import Plan, build_plan
@@ -229,7 +230,7 @@ def run_fetch(config: str, models_dir: str | None, timeout: float, quiet: bool) 
         print(f"models_dir: cannot create {target}: {exc.strerror or exc}; create it or give --models-dir",
               file=sys.stderr)
         return EXIT_INVALID
-    fetcher = Fetcher(client, target, Progress(enabled=not quiet))
+    fetcher = Fetcher(client, target, Progress(enabled=not quiet), check=file_problem)
     done, failed = fetch_all(fetcher, parts)
     for outcome in done:
         part = outcome.part

@@ -8,6 +8,11 @@ Only then is the file renamed onto its final name, on the same filesystem, so no
 carries the final name. A verified download leaves a record (`.lls-fetch/<file>.json`: sha256 and source URL):
 a file whose record matches the source is never downloaded again, and a file fetch did not put there is never
 replaced.
+
+Standard library only: `pulumi up` copies this module, `stack.http_client` and `stack.remote_part` into a one-shot
+container on the Docker host (`stack.fetch_job`), where it downloads the same way. The GGUF check is therefore
+injected: the `fetch` command passes the full header and data-extent check (`stack.gguf_header.file_problem`); the
+container checks the GGUF signature, its header having been parsed from the same bytes when `plan` sized it.
 """
 
 from __future__ import annotations
@@ -25,21 +30,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from models.sources import RemotePart
-from stack.gguf_header import GgufError, check_file_size, read_header
-from stack.http_client import HttpClient, HttpError, redacted
-from stack.remote_headers import http_failure
+from stack.http_client import HttpClient, HttpError, http_failure, redacted
+from stack.remote_part import RemotePart
 
 STATE_DIR = ".lls-fetch"
 CHUNK = 4 * 1024 * 1024
 MIN_STALL_BYTES = 64 * 1024
 """Fewer bytes than this over a whole timeout window count as a stalled server (a trickle never times out a read)."""
 HASH_CHUNK = 8 * 1024 * 1024
+GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)
 
 
 class FetchFailed(Exception):
@@ -63,17 +68,20 @@ class Outcome:
 
 
 class Progress:
-    """Progress on stderr: a redrawn bar on a terminal, a line per tenth otherwise (what `pulumi up` shows)."""
+    """Progress on stderr: a redrawn bar on a terminal, otherwise a line per tenth, and one at least every
+    `interval_s` when given (what `pulumi up` shows, so a slow multi-GB transfer is seen moving)."""
 
-    def __init__(self, stream: IO[str] | None = None, enabled: bool = True) -> None:
+    def __init__(self, stream: IO[str] | None = None, enabled: bool = True, interval_s: float | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = self.stream.isatty()
+        self.interval_s = interval_s
         self.label = ""
         self.total: int | None = None
         self.start = 0.0
         self.first = 0
         self.last_step = -1
+        self.last_line = 0.0
 
     def begin(self, label: str, done: int, total: int | None) -> None:
         self.label, self.total, self.first = label, total, done
@@ -84,14 +92,17 @@ class Progress:
     def update(self, done: int) -> None:
         if not self.enabled:
             return
-        elapsed = max(time.monotonic() - self.start, 1e-6)
+        now = time.monotonic()
+        elapsed = max(now - self.start, 1e-6)
         rate = (done - self.first) / elapsed
         if self.total:
             frac = min(done / self.total, 1.0)
             step = int(frac * 10)
-            if not self.tty and step == self.last_step:
+            due = self.interval_s is not None and now - self.last_line >= self.interval_s
+            if not self.tty and step == self.last_step and not due:
                 return
             self.last_step = step
+            self.last_line = now
             bar = ("#" * int(frac * 30)).ljust(30, ".")
             eta = (self.total - done) / rate if rate > 0 else 0
             text = (f"{self.label} [{bar}] {frac * 100:5.1f}% {done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB "
@@ -188,12 +199,26 @@ class _BackgroundHash:
         self.thread.join()
 
 
+def gguf_signature_problem(path: Path) -> str | None:
+    """Why `path` does not start as a GGUF file does (magic and a version llama.cpp reads); None when it does."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+        return f"it does not start with the GGUF signature (first bytes {head[:4]!r})"
+    version = int.from_bytes(head[4:8], "little")
+    if version not in GGUF_VERSIONS:
+        return f"GGUF version {version} is not one llama.cpp reads ({', '.join(map(str, GGUF_VERSIONS))})"
+    return None
+
+
 @dataclass
 class Fetcher:
     client: HttpClient
     models_dir: Path
     progress: Progress = field(default_factory=Progress)
     min_stall_bytes: int = MIN_STALL_BYTES
+    check: Callable[[Path], str | None] = gguf_signature_problem
+    """Why a verified download is not a usable GGUF, or None; nothing is placed when it gives a reason."""
 
     def fetch(self, part: RemotePart) -> Outcome:
         """Put `part` in place under models_dir, or raise FetchFailed naming its key with nothing placed."""
@@ -344,15 +369,12 @@ class Fetcher:
             self.progress.end()
 
     def _check_gguf(self, partial: Path, meta: Path, part: RemotePart, final: Path) -> None:
-        try:
-            with open(partial, "rb") as f:
-                header = read_header(f)
-            check_file_size(header, partial.stat().st_size)
-        except GgufError as exc:
+        problem = self.check(partial)
+        if problem is not None:
             partial.unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
-            raise FetchFailed(part.key, f"the downloaded file is not a usable GGUF ({exc}); nothing was placed at "
-                                        f"{final}") from None
+            raise FetchFailed(part.key, f"the downloaded file is not a usable GGUF ({problem}); nothing was placed "
+                                        f"at {final}")
 
 
 def hf_token(stack_path: Path | None, secret_keys: frozenset[str]) -> tuple[str | None, str | None]:

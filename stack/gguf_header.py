@@ -386,3 +386,13 @@ def read_header_file(path: str | Path) -> GgufHeader:
     with open(path, "rb") as f:
         return read_header(f)
 
+
+
+def file_problem(path: Path) -> str | None:
+    """Why the file at `path` is not a usable GGUF (a header that does not parse, tensor data cut short); None when
+    it is. `python -m stack fetch` checks each verified download with it before placing the file."""
+    try:
+        check_file_size(read_header_file(path), path.stat().st_size)
+    except GgufError as exc:
+        return str(exc)
+    return None

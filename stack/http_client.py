@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from urllib.parse import urljoin, urlsplit
 
-from models.sources import is_loopback_host
+from stack.remote_part import RemotePart, is_loopback_host
 
 MAX_REDIRECTS = 10
 DEFAULT_TIMEOUT_S = 30.0
@@ -34,6 +34,23 @@ class HttpError(OSError):
         super().__init__(message)
         self.status = status
         self.url = url
+
+
+def http_failure(part: RemotePart, exc: HttpError, token_given: bool) -> str:
+    """What went wrong and what to do about it, without the token or a signed URL's query string."""
+    where = redacted(part.url)
+    if exc.status == 401 or exc.status == 403:
+        fix = ("the token was refused or has no access to this repository: check the hf_token secret "
+               "(or HF_TOKEN) and that you accepted the model's terms") if token_given else (
+            "the repository needs a token: pulumi config set --secret hf_token <token> (python -m stack fetch and "
+            "plan also read HF_TOKEN)")
+        return f"{where}: HTTP {exc.status}; {fix}"
+    if exc.status == 404:
+        what = "repo, revision and file" if part.hf else "url"
+        return f"{where}: HTTP 404, nothing there; check the source's {what}"
+    if exc.status is not None:
+        return f"{where}: HTTP {exc.status}; {exc}"
+    return f"{exc}"
 
 
 def origin(url: str) -> tuple[str, str, int]:

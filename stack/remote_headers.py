@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.load import ConfigError
-from models.sources import RemotePart, declared_files, sourced_parts, split_parts
+from models.sources import declared_files, sourced_parts, split_parts
 from stack.gguf_header import MAX_HEADER_BYTES, GgufHeader, check_file_size, read_header
 from stack.header_sources import HeaderSource
-from stack.http_client import HttpClient, HttpError, Response, origin, redacted
+from stack.http_client import HttpClient, HttpError, Response, http_failure, origin, redacted
+from stack.remote_part import RemotePart
 from stack.split_gguf import merge_split
 
 if TYPE_CHECKING:
@@ -53,23 +54,6 @@ class RemoteFile:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RemoteFile:
         return cls(int(d["size"]), d.get("etag"), d.get("sha256"), d.get("commit"))
-
-
-def http_failure(part: RemotePart, exc: HttpError, token_given: bool) -> str:
-    """What went wrong and what to do about it, without the token or a signed URL's query string."""
-    where = redacted(part.url)
-    if exc.status == 401 or exc.status == 403:
-        fix = ("the token was refused or has no access to this repository: check the hf_token secret "
-               "(or HF_TOKEN) and that you accepted the model's terms") if token_given else (
-            "the repository needs a token: pulumi config set --secret hf_token <token> (python -m stack fetch and "
-            "plan also read HF_TOKEN)")
-        return f"{where}: HTTP {exc.status}; {fix}"
-    if exc.status == 404:
-        what = "repo, revision and file" if part.hf else "url"
-        return f"{where}: HTTP 404, nothing there; check the source's {what}"
-    if exc.status is not None:
-        return f"{where}: HTTP {exc.status}; {exc}"
-    return f"{exc}"
 
 
 class _RangeFile:
