@@ -325,6 +325,17 @@ class ImagesConfig(Strict):
     llama_swap: ImageRef = "ghcr.io/mostlygeek/llama-swap:v250-cuda-b11434"
     llama_server: ImageRef = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
     litellm: ImageRef = "ghcr.io/berriai/litellm:v1.106.12-stable"
+    downloader: ImageRef = "docker.io/library/python:3.12.8-slim-bookworm"
+    """Runs the model downloads of `pulumi up` on the Docker host: any image with Python 3.11 or later."""
+
+
+class DownloadsConfig(Strict):
+    """The model downloads `pulumi up` runs on the Docker host for files with a `source`."""
+
+    delete_on_destroy: StrictBool = False
+    """`pulumi destroy` keeps downloaded models unless this is true (then it removes the files it downloaded)."""
+    stall_timeout_s: Annotated[StrictInt, Field(ge=5, le=3600)] = 30
+    """A transfer with under 64 KiB in this many seconds fails (and resumes at the next `pulumi up`)."""
 
 
 class PortsConfig(Strict):
@@ -400,6 +411,7 @@ class StackConfig(Strict):
     matrix: MatrixConfig | None = None
     embeddings: EmbeddingConfig | None = None
     litellm: LiteLLMConfig = Field(default_factory=lambda: LiteLLMConfig())
+    downloads: DownloadsConfig = Field(default_factory=lambda: DownloadsConfig())
 
     @field_validator("bind_address")
     @classmethod

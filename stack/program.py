@@ -17,6 +17,7 @@ from pulumi.runtime import config as runtime_config
 from models.config import StackConfig
 from models.load import ConfigError, docker_settings, parse_stack_config
 from stack.components import LocalLlmStack
+from stack.download_specs import download_specs
 from stack.errors import internal_error_message, show_traceback
 from stack.header_sources import header_source_for
 from stack.outputs import auth_outputs, embedding_dimension, model_outputs
@@ -81,6 +82,10 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
         cfg = parse_stack_config(raw, secret_keys)
         docker = pulumi.Config("docker")
         host, ssh_opts = docker_settings(docker.get("host"), docker.get_object("sshOpts"))
+        if host is not None and not host.startswith(("unix://", "ssh://")) and download_specs(cfg):
+            raise ConfigError([("docker:host", f"{host}: pulumi up downloads the models' sources on the Docker "
+                                               "host over unix:// or ssh:// only; use one of them, or put the files "
+                                               "in models_dir first (python -m stack fetch on the Docker host)")])
         headers = with_sources(cfg, header_source_for(cfg.models_dir, host, ssh_opts), token=_hf_token())
         plan = build_plan(cfg, headers)
     except ConfigError as exc:
@@ -90,7 +95,7 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
     for problem in getattr(headers, "problems", ()):
         pulumi.log.warn(f"{problem}; sized from the config or the catalog")
     for pending in pending_downloads(headers):
-        pulumi.log.warn(pending)
+        pulumi.log.info(pending)
     for warning in plan.warnings:
         pulumi.log.warn(warning)
     return plan
@@ -100,6 +105,14 @@ def _hf_token() -> str | None:
     """The `hf_token` secret's value, for the Authorization header of remote header reads only; else HF_TOKEN."""
     value = runtime_config.get_config(f"{pulumi.get_project()}:hf_token")
     return value if isinstance(value, str) and value else token_from_env()
+
+
+def _download_token(secret_keys: frozenset[str]) -> pulumi.Output[str] | None:
+    """The token the download containers get, as a secret: the `hf_token` secret, else `HF_TOKEN`, else none."""
+    if "hf_token" in secret_keys:
+        return pulumi.Config().require_secret("hf_token")
+    env = token_from_env()
+    return pulumi.Output.secret(env) if env else None
 
 
 def _export_name(service: str) -> str:
@@ -125,7 +138,10 @@ def _deploy() -> None:
     cfg = plan.config
     config = pulumi.Config()
     secrets = {key: config.require_secret(key) for key in needed_secrets(cfg, secret_keys)}
-    stack = LocalLlmStack(STACK_RESOURCE_NAME, cfg, secrets)
+    docker = pulumi.Config("docker")
+    host, ssh_opts = docker_settings(docker.get("host"), docker.get_object("sshOpts"))
+    stack = LocalLlmStack(STACK_RESOURCE_NAME, cfg, secrets, docker_host=host, ssh_opts=ssh_opts,
+                          hf_token=_download_token(secret_keys))
     pulumi.export("endpoints", stack.endpoints)
     for service, url in stack.endpoints.items():
         pulumi.export(f"{_export_name(service)}_url", url)

@@ -325,6 +325,6 @@ def pending_downloads(headers: HeaderSource | None) -> list[str]:
     for file, status in headers.status.items():
         if status.how == "remote header" and status.missing_parts:
             key = headers.parts[file].key
-            out.append(f"{key}: {file} is not in models_dir yet ({status.download_bytes:,} bytes to download); "
-                       "run python -m stack fetch before its model is used, or llama-server will fail to load it")
+            out.append(f"{key}: {file} is not in models_dir yet: pulumi up downloads it ({status.download_bytes:,} "
+                       "bytes) on the Docker host before the containers that load it")
     return out

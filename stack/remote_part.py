@@ -48,4 +48,7 @@ class RemotePart:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RemotePart:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+        """The inverse of `to_json`; a missing `sha256` is none (Pulumi drops null values from resource inputs)."""
+        return cls(str(data["key"]), str(data["local"]), str(data["url"]), data.get("sha256"),
+                   bool(data.get("pinned_revision")), bool(data.get("hf")), int(data.get("part", 1)),
+                   int(data.get("parts", 1)))

@@ -8,6 +8,7 @@ from stack.components.container import (
     container_args,
 )
 from stack.components.local_llm_stack import LocalLlmStack
+from stack.components.model_download import ModelDownload
 from stack.components.network import StackNetwork
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "LiteLLMProxy",
     "LlamaSwap",
     "LocalLlmStack",
+    "ModelDownload",
     "ServiceContainer",
     "StackNetwork",
     "container_args",

@@ -35,10 +35,12 @@ def container_args(
     image_id: pulumi.Input[str],
     network_id: pulumi.Input[str],
     secret_env: Mapping[str, pulumi.Input[str]],
+    extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `docker.Container` (without resource name and options).
 
-    `secret_env` maps each of `spec.secret_env`'s variable names to its (secret) value.
+    `secret_env` maps each of `spec.secret_env`'s variable names to its (secret) value; `extra_labels` are labels
+    known only once other resources exist (the digest of the downloaded model files the container loads).
     """
     hc = spec.healthcheck
     args: dict[str, Any] = {
@@ -63,7 +65,8 @@ def container_args(
             retries=hc.retries,
             start_period=go_duration(hc.start_period_s),
         ),
-        "labels": [docker.ContainerLabelArgs(label=k, value=v) for k, v in spec.labels.items()],
+        "labels": [docker.ContainerLabelArgs(label=k, value=v)
+                   for k, v in {**spec.labels, **(extra_labels or {})}.items()],
         "uploads": [docker.ContainerUploadArgs(file=u.path, content=u.content) for u in spec.uploads],
         "restart": spec.restart,
         "log_driver": spec.log_driver,
@@ -99,6 +102,7 @@ class ServiceContainer(pulumi.ComponentResource):
         secret_env: Mapping[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
+        extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
     ) -> None:
         super().__init__(self.TYPE, name, {}, opts)
         self.image = docker.RemoteImage(
@@ -106,7 +110,7 @@ class ServiceContainer(pulumi.ComponentResource):
         )
         self.container = docker.Container(
             f"{name}-container",
-            **container_args(spec, self.image.image_id, network_id, secret_env),
+            **container_args(spec, self.image.image_id, network_id, secret_env, extra_labels),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 delete_before_replace=True,
