@@ -111,6 +111,8 @@ class PulumiProject:
     workdir: Path
     stack_name: str
     passphrase: str = field(default_factory=lambda: secrets.token_hex(16))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More environment for every `pulumi` command (e.g. `LLS_OFFLINE=0` for a stack whose sources are served)."""
     stack: auto.Stack = field(init=False)
 
     @property
@@ -119,7 +121,7 @@ class PulumiProject:
 
     @property
     def env(self) -> dict[str, str]:
-        return pulumi_env(self.workdir / "state", self.passphrase)
+        return {**pulumi_env(self.workdir / "state", self.passphrase), **self.extra_env}
 
     def create(self, config: Mapping[str, Any], secret_values: Mapping[str, str]) -> None:
         """`pulumi stack init`, the plain config written into the stack file, each secret set with `--secret`."""
