@@ -13,8 +13,6 @@ PROJECT = "local-llm-stack"
 
 IMAGE_TYPE = "docker:index/remoteImage:RemoteImage"
 DOWNLOAD_TYPE = "pulumi-python:dynamic/local-llm-stack:ModelDownload"
-MOCK_DOWNLOAD_FAILURES: dict[str, str] = {}
-"""file → error: downloads the mocks report as failed (a test sets and clears it)."""
 
 
 def mock_image_id(image: str) -> str:
@@ -22,8 +20,8 @@ def mock_image_id(image: str) -> str:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Echoes inputs as outputs, computes `imageId`, reports each model download as done (with a digest per part,
-    or as failed for the files in `MOCK_DOWNLOAD_FAILURES`), and records every registration for assertions."""
+    """Echoes inputs as outputs, computes `imageId`, reports each model download as done (a digest per part), and
+    records every registration for assertions."""
 
     def __init__(self) -> None:
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
@@ -34,10 +32,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == IMAGE_TYPE:
             outputs["imageId"] = mock_image_id(args.inputs["name"])
         if args.typ == DOWNLOAD_TYPE:
-            error = MOCK_DOWNLOAD_FAILURES.get(args.inputs["file"])
             digests = [p.get("sha256") or f"{p['local']}-digest" for p in args.inputs["parts"]]
-            outputs |= {"ok": error is None, "error": error or "", "sha256": [] if error else digests,
-                        "downloadedBytes": 0, "actions": ["downloaded"] * len(digests)}
+            outputs |= {"ok": True, "error": "", "sha256": digests, "downloaded_bytes": 0,
+                        "actions": ["downloaded"] * len(digests)}
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
