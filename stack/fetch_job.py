@@ -110,6 +110,10 @@ def run(job: dict[str, Any], token: str | None) -> int:
                     "kept": "already there (no sha256 declared: not checked)"}[outcome.action]
             size = f" ({outcome.bytes:,} bytes in {outcome.seconds:.1f} s)" if outcome.action == "downloaded" else ""
             print(f"{part.key}: {part.local} {verb}{size}", file=sys.stderr, flush=True)
+            if part.sha256 is None and outcome.sha256:
+                item = f" (item {part.part - 1} of the list)" if part.parts > 1 else ""
+                print(f"  unpinned: record it as {part.key}.sha256{item}: {outcome.sha256}", file=sys.stderr,
+                      flush=True)
     except FetchFailed as exc:
         _result({"ok": False, "key": exc.key, "message": exc.message, "parts": done})
         return EXIT_FAILED
