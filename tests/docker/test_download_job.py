@@ -91,6 +91,11 @@ def test_a_killed_download_resumes_in_the_next_container(
     assert outcome["downloaded_bytes"] == size - kept
     assert "%" in echo.getvalue(), "no progress line was passed on"
     assert support.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip() == ""
+    # downloads.delete_on_destroy: only the resource that claimed the file removes it.
+    assert run_job({**props, "owner": "another-resource"}, "delete", io.StringIO())["parts"][0]["action"] == "kept"
+    assert (models / FILE).is_file()
+    assert run_job(props, "delete", io.StringIO())["parts"][0]["action"] == "removed"
+    assert not (models / FILE).exists()
 
 
 def test_the_engine_is_reached_over_ssh(
