@@ -196,10 +196,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_stack_file(path: str | Path) -> StackFile:
     """Read a `Pulumi.<stack>.yaml` file and validate its `config:` block."""
     p = Path(path)
+    unreadable = "cannot read the stack file: {}; give the path of a readable Pulumi.<stack>.yaml"
+    if "\0" in str(p):
+        raise ConfigError([(str(p), unreadable.format("the path holds a NUL character"))])
     try:
         doc = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
-        raise ConfigError([(str(p), f"cannot read the stack file: {exc.strerror or exc}")]) from None
+        raise ConfigError([(str(p), unreadable.format(exc.strerror or exc))]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([(str(p), f"not UTF-8 text (byte {exc.start}): save the stack file as UTF-8")]) from None
     except yaml.YAMLError as exc:
