@@ -80,3 +80,33 @@ def test_corpus_file_through_the_program(name: str, mocks: RecordingMocks, monke
         assert "DOES NOT FIT" in message
     assert mocks.resources == []
     assert [r for r in MONITOR.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("local-llm-stack:models", "[" * 20000 + "]" * 20000, "models: "),
+        ("docker:sshOpts", "-i ~/.ssh/id", "docker:sshOpts: "),
+        ("docker:sshOpts", "[" * 20000 + "]" * 20000, "docker:sshOpts: "),
+    ],
+    ids=["deep-models", "ssh-opts-not-json", "deep-ssh-opts"],
+)
+def test_config_pulumi_hands_over_broken(
+    key: str, value: str, expected: str, mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values as the Pulumi CLI could hand them over (JSON text nested past Python's recursion limit, options that
+    are no JSON list): refusals naming the key, not internal errors."""
+    monkeypatch.delenv("LLS_TRACEBACK", raising=False)
+    chat = {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}
+    config = {"local-llm-stack:models_dir": "/srv/models", "local-llm-stack:models": json.dumps({"chat": chat})}
+    pulumi.runtime.set_all_config({**config, key: value}, [])
+
+    @pulumi_test
+    def run() -> None:
+        main()
+
+    with pytest.raises(StackRefused) as refused:
+        run()
+    message = str(refused.value)
+    assert message.startswith("invalid stack config:") and f"\n{expected}" in message, message
+    assert mocks.resources == []
