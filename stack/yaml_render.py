@@ -6,8 +6,9 @@ valid YAML but makes diffs unreadable), and no anchors are emitted when the same
 Strings are written plain only when no reader of these files takes them for another type. PyYAML's dumper quotes
 what YAML 1.1 resolves (PyYAML itself: LiteLLM, docker-compose 1.29); `_go_resolves` adds what Go's yaml.v3
 resolves besides (llama-swap, Compose v2): `1e3`, `0o17`, `09`, `-.5`, `1.e5` are numbers there, and llama-swap,
-which decodes its file into untyped values first, would serve model `1e3` as `1000`. yaml.v2 (Pulumi) reads `y`
-and `n` as booleans. Everything else PyYAML already escapes or quotes (`: `, ` #`, leading `-`, `'`, non-printable).
+which decodes its file into untyped values first, would serve model `1e3` as `1000` (or load no model at all).
+yaml.v2 reads `y` and `n` as booleans; they are quoted too. Everything else PyYAML already escapes or quotes
+(`: `, ` #`, a leading `-`, `'`, non-printable characters).
 """
 
 from __future__ import annotations
@@ -17,25 +18,15 @@ from typing import Any
 
 import yaml
 
-_GO_WORDS = frozenset({
-    "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "<<",
-    ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF",
-    "y", "Y", "n", "N", "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
-})
-_GO_NUMBER = re.compile(
-    r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
-)
+from models.values import go_yaml_type
+
 _TIMESTAMP = re.compile(r"[0-9]{4}-")
 
 
 def _go_resolves(value: str) -> bool:
-    """Whether Go's yaml.v3 (or yaml.v2) reads this plain scalar as something other than a string (its `resolve`,
-    syntactically: an out-of-range number is still quoted)."""
-    if value in _GO_WORDS:
-        return True
-    if value[:1] not in set("+-.0123456789"):
-        return False
-    return bool(_GO_NUMBER.fullmatch(value.replace("_", ""))) or bool(_TIMESTAMP.match(value))
+    """Whether Go's yaml.v3 or yaml.v2 reads this plain scalar as something other than a string; anything shaped
+    like a date is quoted too."""
+    return go_yaml_type(value) is not None or bool(_TIMESTAMP.match(value))
 
 
 class DoubleQuoted(str):
