@@ -6,6 +6,7 @@ passes when, in `--json` and in text mode: the exit code is the expected one; no
 prints one JSON object; a refusal (exit 1) names every expected key path, each message says what to do, and no
 program is started (an ssh option cannot run a command while `plan` reads headers); a value marked as a secret
 is never echoed; the text output holds no control character but newlines; `plan` finishes within `TIME_LIMIT_S`.
+A valid file is also written out with `compose`, which must succeed the same way.
 A key path with a control character is written escaped (`key=models.chat\\n`).
 
 The corpus assumes `/srv/models`, the models_dir most files use, does not exist here: sizing then uses the catalog
@@ -101,8 +102,14 @@ class Run:
     out: str
     err: str
     seconds: float
+    grown_mib: float
+    """Peak resident memory of the run above what the forked child started with."""
     started: list[Any]
     """Programs `plan` tried to start (none is: ssh header reads fail and fall back)."""
+
+
+def _status_kib(field: str) -> int:
+    return int(Path("/proc/self/status").read_text().split(f"{field}:")[1].split()[0])
 
 
 def _child(argv: list[str], write_fd: int) -> None:
@@ -114,8 +121,9 @@ def _child(argv: list[str], write_fd: int) -> None:
             started.append(args)
             raise OSError(f"the hostile-corpus test starts no programs: {args!r}")
 
-    vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+    vm = _status_kib("VmSize") * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + MEMORY_LIMIT, vm + MEMORY_LIMIT))
+    rss_kib = _status_kib("VmRSS")
     subprocess.Popen = Blocked  # type: ignore[misc]
     os.environ.pop("LLS_TRACEBACK", None)
     out, err = io.StringIO(), io.StringIO()
@@ -126,20 +134,25 @@ def _child(argv: list[str], write_fd: int) -> None:
     except BaseException as exc:
         rc = f"raised {type(exc).__name__}: {exc}"
     result = {"rc": rc, "out": out.getvalue(), "err": err.getvalue(), "seconds": time.perf_counter() - start,
-              "started": [repr(a) for a in started]}
+              "grown_mib": (_status_kib("VmHWM") - rss_kib) / 1024, "started": [repr(a) for a in started]}
     with os.fdopen(write_fd, "w", encoding="utf-8") as pipe:
         json.dump(result, pipe)
 
 
 def run_plan(path: Path, *flags: str) -> Run:
-    """`plan` on `path` in a forked child: a run past `TIME_LIMIT_S` (even inside C code, where no signal handler
+    """`plan` on `path`; see `run_cli`."""
+    return run_cli(path, ["plan", *flags, "--config", str(path)])
+
+
+def run_cli(path: Path, argv: list[str]) -> Run:
+    """The CLI with `argv` in a forked child: a run past `TIME_LIMIT_S` (even inside C code, where no signal handler
     runs) is killed and fails the case, and one that allocates past `MEMORY_LIMIT` gets a MemoryError."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
-            _child(["plan", *flags, "--config", str(path)], write_fd)
+            _child(argv, write_fd)
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -151,7 +164,7 @@ def run_plan(path: Path, *flags: str) -> Run:
             if left <= 0 or not select.select([pipe], [], [], left)[0]:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                pytest.fail(f"{path.name}: plan {' '.join(flags)} ran longer than {TIME_LIMIT_S} s; killed")
+                pytest.fail(f"{path.name}: {' '.join(argv[:2])} ran longer than {TIME_LIMIT_S} s; killed")
             chunk = os.read(pipe.fileno(), 1 << 16)
             if not chunk:
                 break
@@ -160,15 +173,16 @@ def run_plan(path: Path, *flags: str) -> Run:
     assert chunks, f"{path.name}: the child died without a result"
     result = json.loads(b"".join(chunks))
     assert isinstance(result["rc"], int), f"{path.name}: {result['rc']}"
-    return Run(result["rc"], result["out"], result["err"], result["seconds"], result["started"])
+    return Run(result["rc"], result["out"], result["err"], result["seconds"], result["grown_mib"], result["started"])
 
 
 def _key(key: str, path: Path) -> str:
     return str(path) if key == FILE_KEY else key
 
 
-def check_case(path: Path) -> float:
-    """Run one corpus file in both output modes and assert its expectation; returns the slower run's seconds."""
+def check_case(path: Path, out_dir: Path) -> list[Run]:
+    """Run one corpus file in both output modes (and `compose` into `out_dir` when it is valid) and assert its
+    expectation; returns the runs."""
     exp = expectation(path)
     planted = set(SECRET.findall(_header_text(path.read_bytes())))
 
@@ -197,7 +211,12 @@ def check_case(path: Path) -> float:
             assert f"  {printable(_key(key, path))}: " in text.err, text.err[:2000]
     assert set(control_chars(text.out + text.err)) <= {"\n"}, "a terminal would interpret what the stack file holds"
     assert not any(secret in text.out + text.err for secret in planted)
-    return max(run.seconds, text.seconds)
+    if exp.exit != 0:
+        return [run, text]
+    compose = run_cli(path, ["compose", "--config", str(path), "--out", str(out_dir / "docker-compose.yml")])
+    assert compose.rc == 0 and "Traceback" not in compose.out + compose.err, compose.err
+    assert set(control_chars(compose.out + compose.err)) <= {"\n"}
+    return [run, text, compose]
 
 
 def _param(path: Path) -> Any:
@@ -217,6 +236,6 @@ def test_corpus_size_and_headers() -> None:
 
 
 @pytest.mark.parametrize("path", [_param(p) for p in CASES])
-def test_hostile_stack_file(path: Path) -> None:
+def test_hostile_stack_file(path: Path, tmp_path: Path) -> None:
     assert not Path("/srv/models").exists(), "the corpus expects /srv/models to be absent (catalog sizing)"
-    check_case(path)
+    check_case(path, tmp_path)
