@@ -58,16 +58,7 @@ wrong."""
 SECRET = re.compile(r"sk-[A-Za-z-]*SECRET-[0-9]+")
 """Plain-text secret values planted in the corpus; no output may repeat them."""
 
-_STRAY = ("'x is not the value of an option before it' names no fix (remove it), and follows a refused option whose "
-          "value it is (models/server_flags.py)")
-
-PENDING: dict[str, str] = {
-    **dict.fromkeys(
-        ["extra_managed_draft_ctx", "extra_positional", "positional_in_extra_args", "unknown_flag_in_extra_args"],
-        _STRAY),
-    "group_20_no_swap": ("stack/residency.py walks 2^20 states and compares them pairwise for a 20-member group that "
-                         "never swaps (16 members: 6.6 s); refuse at the group's key or find maximal sets directly"),
-}
+PENDING: dict[str, str] = {}
 """Cases whose rule has not landed yet, with what is missing: expected to fail, strictly, so each turns into a
 failure when its rule lands and is then removed from here."""
 
