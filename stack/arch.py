@@ -24,6 +24,11 @@ class LayerSpec:
     has_kv: bool = True
 
 
+def first_offloaded_layer(n_layer: int, n_gpu_layers: int) -> int:
+    """llama-model.cpp (`i_gpu_start`): `-ngl n` offloads the layers from n_layer + 1 - n on; n_layer when none is."""
+    return min(max(n_layer + 1 - n_gpu_layers, 0), n_layer)
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
     """Tensor bytes split the way llama.cpp places them.
@@ -45,10 +50,7 @@ class WeightsSpec:
     def gpu_bytes(self, n_gpu_layers: int) -> int:
         """Bytes on the GPU for `-ngl n`: the last n layers, then the output layer (llama-model.cpp)."""
         n_layer = len(self.layer_bytes)
-        if n_gpu_layers <= 0:
-            return 0
-        first = max(n_layer + 1 - n_gpu_layers, 0)
-        on_gpu = sum(self.layer_bytes[first:])
+        on_gpu = sum(self.layer_bytes[first_offloaded_layer(n_layer, n_gpu_layers):])
         if n_gpu_layers > n_layer:
             on_gpu += self.output_bytes + self.tied_output_bytes + self.cuda_pad_bytes
         return on_gpu
@@ -56,8 +58,7 @@ class WeightsSpec:
     def host_bytes(self, n_gpu_layers: int) -> int:
         """Bytes left in host memory: the input layer, and layers not offloaded."""
         n_layer = len(self.layer_bytes)
-        first = min(max(n_layer + 1 - n_gpu_layers, 0), n_layer) if n_gpu_layers > 0 else n_layer
-        host = self.input_bytes + sum(self.layer_bytes[:first])
+        host = self.input_bytes + sum(self.layer_bytes[:first_offloaded_layer(n_layer, n_gpu_layers)])
         return host if n_gpu_layers > n_layer else host + self.output_bytes
 
 
