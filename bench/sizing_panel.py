@@ -249,10 +249,7 @@ def load_arch(path: Path) -> ModelArch:
 
 def predict(layout: Layout, path: Path, s: Setting, calibration: Calibration | None = None) -> ProcessSize:
     settings = server_settings(layout, path, s)
-    return size_process(
-        "m", "models.m", settings, load_arch(path), CPU, calibration or calibration_for(PINNED_BUILD),
-        embedding=layout.embedding, swa_full=s.swa_full,
-    )
+    return size_process("m", "models.m", settings, load_arch(path), CPU, calibration or calibration_for(PINNED_BUILD))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -62,9 +62,7 @@ class _Resizer:
 
     def total(self, s: ServerSettings) -> int:
         return size_process(
-            self.size.id, self.size.key, s, self.size.arch, self.cfg.gpu, self.calibration,
-            embedding=self.size.role == "embedding", swa_full=bool(getattr(s, "swa_full", False)),
-            extras=self.size.extras,
+            self.size.id, self.size.key, s, self.size.arch, self.cfg.gpu, self.calibration, extras=self.size.extras
         ).total_bytes
 
     def fits(self, s: ServerSettings) -> bool:
