@@ -310,6 +310,19 @@ class ServerStartError(RuntimeError):
     pass
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM the server's process group (it was started in its own session), SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+
+
 def run_server(argv: Sequence[str], log_path: Path, timeout: float = 60.0) -> Measured:
     """Start the exact argv, wait for /health 200, stop it (whole process group) and parse the log."""
     port = int(argv[argv.index("--port") + 1])
@@ -335,15 +348,7 @@ def run_server(argv: Sequence[str], log_path: Path, timeout: float = 60.0) -> Me
                 raise ServerStartError(f"llama-server not healthy after {timeout}s")
             time.sleep(0.02)
     finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc)
     seconds = time.monotonic() - t0
     text = log_path.read_text(errors="replace")
     m = RE_RS_SIZE.search(text)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from stack.program import StackRefused, main
 from tests.hostile.test_stack_corpus import STACKS, expectation
-from tests.pulumi.conftest import MONITOR, RecordingMocks, pulumi_test
+from tests.pulumi.conftest import MONITOR, RecordingMocks, pulumi_test, set_config_from_stack_file
 
 CASES = [
     "unknown_model", "num_ctx_negative", "strict_ctx_size_true", "ctl_description_newline",
@@ -31,17 +29,6 @@ CASES = [
 ]
 
 
-def _set_config(path: Path) -> None:
-    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
-    values: dict[str, str] = {}
-    secret_keys = []
-    for key, value in entries.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            values[key] = f"sk-dummy-{key}"
-            secret_keys.append(key)
-        else:
-            values[key] = value if isinstance(value, str) else json.dumps(value)
-    pulumi.runtime.set_all_config(values, secret_keys)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -57,7 +44,7 @@ def test_corpus_file_through_the_program(name: str, mocks: RecordingMocks, monke
     monkeypatch.setattr(subprocess, "Popen", blocked)
     monkeypatch.setattr(pulumi, "export", lambda *_: None)
     monkeypatch.delenv("LLS_TRACEBACK", raising=False)
-    _set_config(path)
+    set_config_from_stack_file(path)
 
     @pulumi_test
     def run() -> None:
