@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.config import EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
-from stack.arch import MIB, ModelArch
+from stack.arch import ModelArch
 from stack.arch_gguf import arch_from_header
 from stack.compute_buffer import Calibration, calibration_for
 from stack.gguf_header import GgufHeader, read_header_file
 from stack.render_paths import RenderPaths
 from stack.server_args import PORT_MACRO, embedding_argv, model_argv
 from stack.sizing import ProcessSize, size_process
+from stack.units import MIB
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.llama_log import LlamaLog, parse_llama_log

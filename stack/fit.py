@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.config import CacheType, ServerSettings, StackConfig
-from stack.arch import MIB
 from stack.compute_buffer import Calibration
 from stack.kv_cache import CTX_PAD, CacheRowError
 from stack.sizing import ProcessSize, size_process
+from stack.units import MIB
 
 SMALLER_CACHE = CacheType.q8_0
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from models.config import ModelConfig, ServerSettings, StackConfig
 from models.load import ConfigError
-from stack.arch import MIB
 from stack.arch_sources import ArchUnavailable, read_model_header, resolve_arch
 from stack.auto_groups import MAX_AUTO_MODELS, auto_group
 from stack.compute_buffer import Calibration, calibration_for
@@ -21,6 +20,7 @@ from stack.header_sources import HeaderSource
 from stack.kv_cache import CacheRowError
 from stack.residency import MAX_MODELS, co_resident_sets
 from stack.sizing import Extras, ProcessSize, size_process
+from stack.units import MIB
 
 _BUILD_RE = re.compile(r"-b(\d{3,6})(?:$|[^0-9])")
 

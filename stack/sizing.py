@@ -12,10 +12,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from models.config import GpuConfig, ServerSettings
-from stack.arch import MIB, ModelArch
+from stack.arch import ModelArch
 from stack.compute_buffer import Calibration, ComputeSize, compute_buffer_size
 from stack.kv_cache import ContextShape, KvSize, kv_cache_size, recurrent_state_bytes
 from stack.process import Role, ServerProcess, resolve_process
+from stack.units import MIB
 
 CUDA_BUFFER_ALIGNMENT = 128
 

@@ -39,10 +39,10 @@ from bench.sizing_panel import (
     production_panel,
 )
 from models.config import CacheType
-from stack.arch import MIB
 from stack.compute_buffer import rotation_sizes
 from stack.kv_cache import recurrent_state_parts
 from stack.sizing import ProcessSize
+from stack.units import MIB
 from tests.harness import binaries
 
 pytestmark = pytest.mark.integration
