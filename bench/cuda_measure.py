@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.sizing_panel import Case, Layout, layouts, panel, production_ci_panel, production_panel, server_settings
+from bench.sizing_panel import (
+    Case,
+    Layout,
+    layouts,
+    panel,
+    production_ci_panel,
+    production_panel,
+    server_settings,
+    stop_process_group,
+)
 from models.config import EmbeddingConfig, ModelConfig
 from stack.render_paths import RenderPaths
 from stack.server_args import PORT_MACRO, embedding_argv, model_argv
@@ -102,18 +110,6 @@ def _wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float) -> b
     return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-
-
 def run_case(server: Path, case: Case, log_dir: Path) -> dict[str, Any]:
     layout = layouts()[case.layout]
     path = layout.build()
@@ -144,7 +140,7 @@ def run_case(server: Path, case: Case, log_dir: Path) -> dict[str, Any]:
             result["process_after_request_mib"] = process_used_mib(proc.pid)
             result["gpu_used_after_request_mib"] = gpu_used_mib()
     finally:
-        _stop(proc)
+        stop_process_group(proc, timeout=15)
     result["seconds"] = round(time.monotonic() - t0, 2)
     result["exit_code"] = proc.returncode
     result["log"] = log_path.read_text(errors="replace")

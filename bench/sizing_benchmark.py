@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.sizing_panel import PINNED_BUILD, Case, Measured, layouts, measure, panel, production_panel
-from stack.arch import MIB
 from stack.compute_buffer import calibration_for
 from stack.sizing import ProcessSize
+from stack.units import MIB
 
 BENCH_DIR = Path(__file__).resolve().parent
 GO_TOOL_DIR = BENCH_DIR / "gguf_parser_estimate"

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.config import EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
-from stack.arch import MIB, ModelArch
+from stack.arch import ModelArch
 from stack.arch_gguf import arch_from_header
 from stack.compute_buffer import Calibration, calibration_for
 from stack.gguf_header import GgufHeader, read_header_file
 from stack.render_paths import RenderPaths
 from stack.server_args import PORT_MACRO, embedding_argv, model_argv
 from stack.sizing import ProcessSize, size_process
+from stack.units import MIB
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.llama_log import LlamaLog, parse_llama_log
@@ -249,10 +250,7 @@ def load_arch(path: Path) -> ModelArch:
 
 def predict(layout: Layout, path: Path, s: Setting, calibration: Calibration | None = None) -> ProcessSize:
     settings = server_settings(layout, path, s)
-    return size_process(
-        "m", "models.m", settings, load_arch(path), CPU, calibration or calibration_for(PINNED_BUILD),
-        embedding=layout.embedding, swa_full=s.swa_full,
-    )
+    return size_process("m", "models.m", settings, load_arch(path), CPU, calibration or calibration_for(PINNED_BUILD))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -313,6 +311,19 @@ class ServerStartError(RuntimeError):
     pass
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM the server's process group (it was started in its own session), SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+
+
 def run_server(argv: Sequence[str], log_path: Path, timeout: float = 60.0) -> Measured:
     """Start the exact argv, wait for /health 200, stop it (whole process group) and parse the log."""
     port = int(argv[argv.index("--port") + 1])
@@ -338,15 +349,7 @@ def run_server(argv: Sequence[str], log_path: Path, timeout: float = 60.0) -> Me
                 raise ServerStartError(f"llama-server not healthy after {timeout}s")
             time.sleep(0.02)
     finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc)
     seconds = time.monotonic() - t0
     text = log_path.read_text(errors="replace")
     m = RE_RS_SIZE.search(text)

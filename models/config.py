@@ -55,6 +55,11 @@ def key_errors(problems: list[tuple[str, str]]) -> PydanticCustomError:
 
 MAX_MIB = 1 << 20
 """1 TiB: no GPU or model file comes near it; larger figures are typos (`1e23`) that would swamp the gate."""
+ARCH_LIMITS = {"n_layer": 512, "n_embd": 1 << 17, "n_head": 1 << 12, "head_dim": 1 << 14, "n_ff": 1 << 20,
+               "n_vocab": 1 << 21, "n_ctx": 1 << 26}
+"""The GGUF reader's bounds (stack/arch_gguf.py), for hyperparameters given as an `arch` block: llama.cpp's own
+limit on layers, the rest several times the largest released model's, so only a typo reaches them (n_layer 1e8
+would be sized layer by layer for minutes)."""
 MAX_TTL_S = 365 * 24 * 3600
 """llama-swap's `ttl` is whole seconds; a year is already 'never unload' (0 says that directly)."""
 
@@ -150,18 +155,18 @@ class ArchConfig(Strict):
     Take them from the model's config.json or GGUF metadata; `weights_mib` is the GGUF size.
     """
 
-    n_layer: Annotated[StrictInt, Field(gt=0)]
-    n_embd: Annotated[StrictInt, Field(gt=0)]
-    n_head: Annotated[StrictInt, Field(gt=0)]
-    n_head_kv: Annotated[StrictInt, Field(ge=0)]
-    head_dim: Annotated[StrictInt, Field(gt=0)]
-    n_ff: Annotated[StrictInt, Field(gt=0)]
-    n_vocab: Annotated[StrictInt, Field(gt=0)]
+    n_layer: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["n_layer"])]
+    n_embd: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["n_embd"])]
+    n_head: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["n_head"])]
+    n_head_kv: Annotated[StrictInt, Field(ge=0, le=ARCH_LIMITS["n_head"])]
+    head_dim: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["head_dim"])]
+    n_ff: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["n_ff"])]
+    n_vocab: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["n_vocab"])]
     weights_mib: Annotated[StrictFloat, Field(gt=0, le=MAX_MIB, allow_inf_nan=False)]
     tied_embeddings: StrictBool = False
-    n_ctx_train: Annotated[StrictInt, Field(gt=0)] | None = None
-    sliding_window: Annotated[StrictInt, Field(ge=0)] = 0
-    sliding_window_pattern: Annotated[StrictInt, Field(ge=0)] = 0
+    n_ctx_train: Annotated[StrictInt, Field(gt=0, le=ARCH_LIMITS["n_ctx"])] | None = None
+    sliding_window: Annotated[StrictInt, Field(ge=0, le=ARCH_LIMITS["n_ctx"])] = 0
+    sliding_window_pattern: Annotated[StrictInt, Field(ge=0, le=ARCH_LIMITS["n_layer"])] = 0
     causal: StrictBool = True
 
     @model_validator(mode="after")
@@ -464,7 +469,7 @@ class StackConfig(Strict):
                 if member not in self.models:
                     errors.append((where, f"unknown model {member!r}; known models: {sorted(self.models)}"))
                 elif member in owner:
-                    errors.append((where, f"model {member!r} is already in groups.{owner[member]}"))
+                    errors.append((where, f"model {member!r} is already in groups.{owner[member]}; keep it in one"))
                 else:
                     owner[member] = gid
         return errors

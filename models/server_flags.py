@@ -389,14 +389,16 @@ def extra_args_problems(args: Sequence[str]) -> list[tuple[str, str]]:
         opt = _lookup(item) if item.startswith("-") else None
         if i not in problems:
             if not item.startswith("-") or item == "-":
-                problems[i] = (f"{item!r} is not the value of an option before it; llama-server takes no "
-                               "positional arguments")
+                problems[i] = (f"{item!r} is not the value of an option before it and llama-server takes no "
+                               "positional arguments; remove it, or put the option it belongs to before it")
             elif opt is None:
                 problems[i] = _unknown(item)
             elif (why := _class_problem(item, opt)) is not None:
                 problems[i] = why
         if opt is None:
-            i += 1
+            unknown_option = item.startswith("-") and item != "-"
+            value_follows = i + 1 < len(args) and not args[i + 1].startswith("-")
+            i += 2 if unknown_option and value_follows else 1
             continue
         for k in range(1, opt.nargs + 1):
             if i + k >= len(args):

@@ -199,7 +199,7 @@ def source_problems(file: str, source: ModelSource | None) -> list[tuple[str, st
             return [(where, f"{remote!r} is part {remote_split[1]}; point the source at part 00001")]
         if remote_split[2] != local_split[2]:
             return [(where, f"{remote!r} has {remote_split[2]} parts but file {file!r} has {local_split[2]}; "
-                            "make the part counts equal")]
+                            "give file and source the same number of parts")]
     parts = local_split[2] if local_split is not None else 1
     digests = source.digests
     if digests and len(digests) != parts:

@@ -205,6 +205,8 @@ ImageRef = Annotated[StrictStr, AfterValidator(_check_image)]
 def _check_url(value: str) -> str:
     _bounded(value, MAX_URL)
     _no_controls(value)
+    if "${" in value:
+        raise ValueError(f"{value!r} contains '${{', which nothing expands in LiteLLM's config; give the URL itself")
     if any(c.isspace() for c in value):
         raise ValueError(f"{value!r} contains whitespace; percent-encode it (%20)")
     try:
@@ -235,6 +237,30 @@ def _check_provider_model(value: str) -> str:
 
 
 ProviderModel = Annotated[StrictStr, AfterValidator(_check_provider_model)]
+
+
+_GO_TYPES = {
+    **dict.fromkeys(["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+                     "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF"], "boolean"),
+    **dict.fromkeys(["", "~", "null", "Null", "NULL"], "null"),
+    **dict.fromkeys([".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
+                     "-.INF"], "number"),
+    "<<": "merge key",
+}
+_GO_NUMBER = re.compile(
+    r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
+
+
+def go_yaml_type(value: str) -> str | None:
+    """What Go's YAML readers make of this unquoted scalar when it is not text: yaml.v3 (llama-swap, Compose v2,
+    Pulumi) reads `1e3`, `0o17`, `09`, `-.5` as numbers, which PyYAML (YAML 1.1) keeps as text; yaml.v2 also reads
+    `y`/`n` as booleans. Out-of-range numbers count as numbers."""
+    if value in _GO_TYPES:
+        return _GO_TYPES[value]
+    if value[:1] in "+-.0123456789" and _GO_NUMBER.fullmatch(value.replace("_", "")):
+        return "number"
+    return None
 
 
 def _pulumi_bool(value: Any) -> Any:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIB = 1024 * 1024
-
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -22,6 +20,11 @@ class LayerSpec:
     swa: bool = False
     recurrent: bool = False
     has_kv: bool = True
+
+
+def first_offloaded_layer(n_layer: int, n_gpu_layers: int) -> int:
+    """llama-model.cpp (`i_gpu_start`): `-ngl n` offloads the layers from n_layer + 1 - n on; n_layer when none is."""
+    return min(max(n_layer + 1 - n_gpu_layers, 0), n_layer)
 
 
 @dataclass(frozen=True)
@@ -43,22 +46,22 @@ class WeightsSpec:
         return sum(self.layer_bytes) + self.input_bytes + self.output_bytes
 
     def gpu_bytes(self, n_gpu_layers: int) -> int:
-        """Bytes on the GPU for `-ngl n`: the last n layers, then the output layer (llama-model.cpp)."""
+        """Bytes on the GPU for `-ngl n`: the output layer first, then the last n - 1 repeating layers.
+
+        llama-model.cpp places layer index n_layer (the output) with `get_layer_buft_list(n_layer)`, which is on
+        the GPU whenever n_layer >= i_gpu_start, that is for any n >= 1."""
         n_layer = len(self.layer_bytes)
-        if n_gpu_layers <= 0:
-            return 0
-        first = max(n_layer + 1 - n_gpu_layers, 0)
-        on_gpu = sum(self.layer_bytes[first:])
-        if n_gpu_layers > n_layer:
+        on_gpu = sum(self.layer_bytes[first_offloaded_layer(n_layer, n_gpu_layers):])
+        if n_gpu_layers >= 1:
             on_gpu += self.output_bytes + self.tied_output_bytes + self.cuda_pad_bytes
         return on_gpu
 
     def host_bytes(self, n_gpu_layers: int) -> int:
-        """Bytes left in host memory: the input layer, and layers not offloaded."""
+        """Bytes left in host memory: the input layer, the repeating layers not offloaded, and the output layer
+        when nothing is offloaded."""
         n_layer = len(self.layer_bytes)
-        first = min(max(n_layer + 1 - n_gpu_layers, 0), n_layer) if n_gpu_layers > 0 else n_layer
-        host = self.input_bytes + sum(self.layer_bytes[:first])
-        return host if n_gpu_layers > n_layer else host + self.output_bytes
+        host = self.input_bytes + sum(self.layer_bytes[:first_offloaded_layer(n_layer, n_gpu_layers)])
+        return host if n_gpu_layers >= 1 else host + self.output_bytes
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from stack.arch_gguf import arch_from_header
 from stack.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
 from stack.gguf_header import GgufError, GgufHeader
 from stack.header_sources import HeaderSource
-
-MIB = 1024 * 1024
+from stack.units import MIB
 
 
 class ModelFile(Protocol):

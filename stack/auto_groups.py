@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from models.config import MatrixConfig, StackConfig
-from stack.arch import MIB
 from stack.sizing import ProcessSize
+from stack.units import MIB
 
 MAX_AUTO_MODELS = 16
 

@@ -2,22 +2,27 @@
 `python -m stack compose`: the same checks, then the stack's containers as a docker-compose file.
 `python -m stack fetch`: the same checks, then the declared model sources downloaded into models_dir.
 
-Exit codes: 0 valid and fits, 1 invalid config, 2 valid but a co-resident set does not fit, 3 internal error
-(a bug in local-llm-stack; the message says how to report it).
+Exit codes: 0 valid and fits, 1 invalid config or command line, 2 valid but a co-resident set does not fit,
+3 internal error (a bug in local-llm-stack; the message says how to report it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from models.load import ConfigError, StackFile, load_stack_file
 from models.sources import sourced_parts
+from models.values import control_chars
 from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_profile
 from stack.container_specs import build_container_specs, network_spec
 from stack.errors import EXIT_INTERNAL, internal_error_message, show_traceback
@@ -28,15 +33,35 @@ from stack.http_client import DEFAULT_TIMEOUT_S, HttpClient, origin
 from stack.plan import Plan, build_plan
 from stack.remote_headers import with_sources
 from stack.render_paths import CONTAINER_PATHS
-from stack.report import files_summary, printable, render_files_text, render_text
+from stack.report import files_summary, render_files_text, render_text
 from stack.sources_report import downloads_json, file_rows
 from stack.sources_report import render_files_text as render_sources_text
 
 EXIT_OK, EXIT_INVALID, EXIT_DOES_NOT_FIT = 0, 1, 2
+COMMAND_LINE = "(command line)"
+"""The key of a refused command line (an unknown option, a missing value)."""
+
+
+class UsageError(Exception):
+    """argparse would exit 2, the code for 'does not fit'; a bad command line is a refusal (exit 1) instead."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see {self.prog} --help")
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """Text for a terminal: control characters from a stack file or a path shown as escapes, so a value cannot
+    clear the screen, hide text or start a line that reads like another refusal."""
+    bad = set(control_chars(text)) - ({"\n"} if keep_newlines else set())
+    if not bad:
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if c in bad else c for c in text)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser = _Parser(prog="python -m stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     plan = sub.add_parser("plan", help="validate a stack config and print its VRAM report")
     plan.add_argument("--config", default="Pulumi.dev.yaml", help="stack file (default: %(default)s)")
@@ -81,22 +106,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _models_dir_override(models_dir: str | None) -> Path | None:
+    """`--models-dir` must name an existing directory: a typo would otherwise turn every model into a missing file,
+    and a path the OS refuses (longer than PATH_MAX, a name over NAME_MAX) into an error per model."""
+    if models_dir is None:
+        return None
+    try:
+        is_dir = stat.S_ISDIR(os.stat(models_dir).st_mode)
+        problem = "" if is_dir else "not a directory"
+    except (OSError, ValueError) as exc:
+        problem = getattr(exc, "strerror", None) or str(exc)
+    if problem:
+        raise ConfigError([("--models-dir", f"cannot use {models_dir!r}: {problem}; give the directory that holds "
+                                            "the GGUF files here, or leave --models-dir out")])
+    return Path(models_dir)
+
+
 def _load_and_plan(
     config: str, models_dir: str | None, *, cpu: bool = False, offline: bool = False, timeout: float | None = None,
 ) -> tuple[StackFile, Plan, HeaderSource | None, HttpClient]:
     """The one validate-and-size path of every subcommand; raises ConfigError. The client carries the token for
     `hf_endpoint` (fetch downloads with it)."""
+    override = _models_dir_override(models_dir)
     stack_file = load_stack_file(config)
     cfg = with_cpu_profile(stack_file.config) if cpu else stack_file.config
-    base = header_source_for(
-        cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts,
-        Path(models_dir) if models_dir else None,
-    )
+    base = header_source_for(cfg.models_dir, stack_file.docker_host, stack_file.docker_ssh_opts, override)
     token = None
     if sourced_parts(cfg):
         token, note = hf_token(stack_file.path, stack_file.secret_keys)
         if note:
-            print(f"warning: {note}", file=sys.stderr)
+            print(printable(f"warning: {note}"), file=sys.stderr)
     client = HttpClient(token=token, token_origin=origin(cfg.hf_endpoint), timeout=timeout or DEFAULT_TIMEOUT_S)
     headers = with_sources(cfg, base, offline=offline, client=client)
     try:
@@ -107,14 +146,19 @@ def _load_and_plan(
                 print(printable(f"warning: {problem}; sizing that model from its config or the catalog"),
                       file=sys.stderr)
     for warning in plan.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(printable(f"warning: {warning}"), file=sys.stderr)
     return stack_file, plan, headers, client
 
 
 def _print_invalid(config: str, exc: ConfigError) -> None:
-    print(f"{config}: invalid stack config", file=sys.stderr)
+    print(f"{printable(config)}: invalid stack config", file=sys.stderr)
     for key, msg in exc.problems:
-        print(f"  {key}: {msg}", file=sys.stderr)
+        print(f"  {printable(key)}: {printable(msg, keep_newlines=True).replace(chr(10), chr(10) + '    ')}",
+              file=sys.stderr)
+
+
+def _errors_json(problems: Sequence[tuple[str | None, str]], **extra: bool) -> str:
+    return json.dumps({"valid": False, **extra, "errors": [{"key": k, "message": m} for k, m in problems]})
 
 
 def run_plan(config: str, as_json: bool, models_dir: str | None, offline: bool = False) -> int:
@@ -122,7 +166,7 @@ def run_plan(config: str, as_json: bool, models_dir: str | None, offline: bool =
         stack_file, plan, headers, _ = _load_and_plan(config, models_dir, offline=offline)
     except ConfigError as exc:
         if as_json:
-            print(json.dumps({"valid": False, "errors": [{"key": k, "message": m} for k, m in exc.problems]}))
+            print(_errors_json(exc.problems))
         else:
             _print_invalid(config, exc)
         return EXIT_INVALID
@@ -142,24 +186,43 @@ def run_plan(config: str, as_json: bool, models_dir: str | None, offline: bool =
     return EXIT_OK if plan.fits else EXIT_DOES_NOT_FIT
 
 
-def _write_if_changed(path: Path, content: str) -> bool:
-    """Atomic replace (a running container keeps the file it mounted until it is replaced); False if unchanged."""
+def _unchanged(path: Path, content: str) -> bool:
     try:
-        if path.read_text(encoding="utf-8") == content:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        return path.read_text(encoding="utf-8") == content
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write_all(files: dict[Path, str]) -> None:
+    """Write every file or none: each changed file is staged as a temporary file next to it, and only when all are
+    staged are they renamed into place (a running container keeps the file it mounted until it is replaced).
+    On an OSError the staged files and the directories made for them are removed, and the error is raised."""
+    made: list[Path] = []
+    staged: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        for path, content in files.items():
+            if _unchanged(path, content):
+                continue
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+            for d in reversed(missing):
+                d.mkdir()
+                made.append(d)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(content)
+            os.chmod(tmp, 0o644)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise
-    return True
+    for tmp, path in staged:
+        os.replace(tmp, path)
 
 
 def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offline: bool = False) -> int:
@@ -185,13 +248,15 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offlin
         return EXIT_INVALID
     outputs = compose_outputs(plan, api_key_enabled=api_key_enabled)
     outputs_path = out_path.with_name(f"{files_stem(out_path.name)}.outputs.json")
+    files = {out_path.parent / rel: content for rel, content in result.files.items()}
+    files[outputs_path] = json.dumps(outputs, indent=2) + "\n"
+    files[out_path] = result.text
     try:
-        for rel, content in result.files.items():
-            _write_if_changed(out_path.parent / rel, content)
-        _write_if_changed(outputs_path, json.dumps(outputs, indent=2) + "\n")
-        _write_if_changed(out_path, result.text)
-    except OSError as exc:
-        print(f"--out: cannot write {exc.filename or out_path}: {exc.strerror or exc}; choose a writable path",
+        _write_all(files)
+    except (OSError, ValueError) as exc:
+        where = getattr(exc, "filename", None) or out_path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print(printable(f"--out: cannot write {where}: {reason}; nothing written; choose a writable path"),
               file=sys.stderr)
         return EXIT_INVALID
     services = ", ".join(spec.service for spec in specs)
@@ -266,7 +331,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as exc:
+        if "--json" in argv:
+            print(_errors_json([(COMMAND_LINE, str(exc))]))
+        else:
+            print(printable(f"{COMMAND_LINE}: {exc}"), file=sys.stderr)
+        return EXIT_INVALID
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -276,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = internal_error_message(exc)
         if getattr(args, "json", False):
-            print(json.dumps({"valid": False, "internal_error": True, "errors": [{"key": None, "message": message}]}))
+            print(_errors_json([(None, message)], internal_error=True))
         else:
-            print(message, file=sys.stderr)
+            print(printable(message, keep_newlines=True), file=sys.stderr)
         return EXIT_INTERNAL

@@ -206,8 +206,8 @@ def compute_buffer_size(
     arch: ModelArch,
     shape: ContextShape,
     *,
-    ubatch: int,
-    batch: int,
+    n_ubatch: int,
+    n_batch: int,
     flash_attn: bool,
     cache_type_k: CacheType,
     cache_type_v: CacheType,
@@ -217,11 +217,10 @@ def compute_buffer_size(
     calibration: Calibration,
     n_draft: int = 0,
 ) -> ComputeSize:
-    # llama-context.cpp: n_batch = min(n_ctx, -b) for causal models, n_ubatch = min(n_batch, -ub)
-    n_ubatch = min(ubatch, batch, shape.n_ctx) if arch.causal else min(ubatch, batch)
+    """`n_ubatch` and `n_batch` as llama.cpp derives them (`ServerProcess.n_ubatch`), not the -ub and -b given."""
     n_tok = min(shape.n_ctx, n_ubatch)
     if embedding or not arch.causal:
-        n_out = min(n_tok, batch)
+        n_out = min(n_tok, n_batch)
     elif calibration.outputs_per_slot:
         n_out = min(n_tok, shape.n_seq_max * (1 + n_draft))
     else:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.config import CacheType, ServerSettings, StackConfig
-from stack.arch import MIB
 from stack.compute_buffer import Calibration
 from stack.kv_cache import CTX_PAD, CacheRowError
 from stack.sizing import ProcessSize, size_process
+from stack.units import MIB
 
 SMALLER_CACHE = CacheType.q8_0
 
@@ -62,9 +62,7 @@ class _Resizer:
 
     def total(self, s: ServerSettings) -> int:
         return size_process(
-            self.size.id, self.size.key, s, self.size.arch, self.cfg.gpu, self.calibration,
-            embedding=self.size.role == "embedding", swa_full=bool(getattr(s, "swa_full", False)),
-            extras=self.size.extras,
+            self.size.id, self.size.key, s, self.size.arch, self.cfg.gpu, self.calibration, extras=self.size.extras
         ).total_bytes
 
     def fits(self, s: ServerSettings) -> bool:

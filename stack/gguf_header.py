@@ -20,9 +20,10 @@ from typing import IO, Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
+from stack.units import MIB
+
 GGUF_MAGIC = b"GGUF"
 
-MIB = 1024 * 1024
 MAX_HEADER_BYTES = 64 * MIB
 """Metadata plus tensor infos. The largest real header we know is gemma-4's (15.0 MiB: a 262,144-token
 vocabulary with scores and types, and 514,906 merges); Llama 3 is 7.5 MiB, Qwen2.5 5.7 MiB. Tensor infos

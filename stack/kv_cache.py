@@ -43,7 +43,7 @@ def row_bytes(cache_type: CacheType, n: int, which: str = "k") -> int:
 
 @dataclass(frozen=True)
 class ContextShape:
-    """What llama_context derives from -c, -np, -kvu and -ub."""
+    """What llama_context derives from -c, -np and -kvu."""
 
     n_ctx: int
     n_ctx_seq: int
@@ -53,12 +53,6 @@ class ContextShape:
     @property
     def kv_size(self) -> int:
         return self.n_ctx_seq
-
-
-def effective_ubatch(ctx_size: int, ubatch: int, batch: int, causal: bool = True) -> int:
-    """llama-context.cpp: n_batch = min(n_ctx, -b) for causal models, n_ubatch = min(n_batch, -ub)."""
-    n_batch = min(ctx_size, batch) if causal else batch
-    return min(n_batch, ubatch)
 
 
 def context_shape(ctx_size: int, parallel: int, kv_unified: bool) -> ContextShape:

@@ -12,7 +12,6 @@ from typing import Any
 
 from models.config import ModelConfig, ServerSettings, StackConfig
 from models.load import ConfigError
-from stack.arch import MIB
 from stack.arch_sources import ArchUnavailable, read_model_header, resolve_arch
 from stack.auto_groups import MAX_AUTO_MODELS, auto_group
 from stack.compute_buffer import Calibration, calibration_for
@@ -21,6 +20,7 @@ from stack.header_sources import HeaderSource
 from stack.kv_cache import CacheRowError
 from stack.residency import MAX_MODELS, co_resident_sets
 from stack.sizing import Extras, ProcessSize, size_process
+from stack.units import MIB
 
 _BUILD_RE = re.compile(r"-b(\d{3,6})(?:$|[^0-9])")
 
@@ -100,12 +100,12 @@ class Plan:
         }
 
 
-def _servers(cfg: StackConfig) -> list[tuple[str, str, ServerSettings, bool]]:
-    out: list[tuple[str, str, ServerSettings, bool]] = [
-        (mid, f"models.{mid}", m, False) for mid, m in cfg.models.items()
+def _servers(cfg: StackConfig) -> list[tuple[str, str, ServerSettings]]:
+    out: list[tuple[str, str, ServerSettings]] = [
+        (mid, f"models.{mid}", m) for mid, m in cfg.models.items()
     ]
     if cfg.embedding is not None:
-        out.append((cfg.embedding.name, "embeddings", cfg.embedding, True))
+        out.append((cfg.embedding.name, "embeddings", cfg.embedding))
     return out
 
 
@@ -128,8 +128,7 @@ def _extras(settings: ServerSettings, key: str, headers: HeaderSource | None) ->
                 f"{key}.mmproj.weights_mib",
                 f"{settings.mmproj.file!r} is not readable here; give its tensor size in MiB (about its file size)",
             )
-    offload = settings.mmproj.offload if settings.mmproj is not None else True
-    return Extras(settings.draft, draft_arch, mmproj_bytes, offload)
+    return Extras(draft_arch, mmproj_bytes)
 
 
 def missing_files(cfg: StackConfig, headers: HeaderSource | None) -> list[str]:
@@ -143,7 +142,7 @@ def missing_files(cfg: StackConfig, headers: HeaderSource | None) -> list[str]:
     if headers is None:
         return []
     out: list[str] = []
-    for _, key, settings, _ in _servers(cfg):
+    for _, key, settings in _servers(cfg):
         files = [(f"{key}.file", settings.file)]
         if isinstance(settings, ModelConfig):
             if settings.draft is not None:
@@ -162,18 +161,15 @@ def missing_files(cfg: StackConfig, headers: HeaderSource | None) -> list[str]:
 def size_all(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibration) -> dict[str, ProcessSize]:
     sizes: dict[str, ProcessSize] = {}
     problems: list[tuple[str, str]] = []
-    for pid, key, settings, embedding in _servers(cfg):
+    for pid, key, settings in _servers(cfg):
         try:
             arch = resolve_arch(settings, key, headers)
             extras = _extras(settings, key, headers)
         except ArchUnavailable as exc:
             problems.append((exc.key, str(exc).split(": ", 1)[1]))
             continue
-        swa_full = bool(getattr(settings, "swa_full", False))
         try:
-            sizes[pid] = size_process(
-                pid, key, settings, arch, cfg.gpu, calibration, embedding=embedding, swa_full=swa_full, extras=extras
-            )
+            sizes[pid] = size_process(pid, key, settings, arch, cfg.gpu, calibration, extras=extras)
         except CacheRowError as exc:
             problems.append((f"{key}.cache_type_{exc.which}", f"{exc}; use f16, bf16 or f32 for this model"))
     if problems:

@@ -26,10 +26,19 @@ from stack.remote_headers import pending_downloads, token_from_env, with_sources
 from stack.report import render_text
 
 STACK_RESOURCE_NAME = "local-llm-stack"
+TOO_DEEP = "nested too deeply to be stack config; write it as README.md's config reference shows (a few levels)"
 
 
 class StackRefused(pulumi.RunError):
     """Raised before any resource exists; Pulumi prints the message without a traceback."""
+
+
+def _ssh_opts(docker: pulumi.Config) -> Any:
+    """`docker:sshOpts` as the provider reads it (a JSON list); text that is no JSON is refused at the key."""
+    try:
+        return docker.get_object("sshOpts")
+    except (pulumi.ConfigTypeError, RecursionError):
+        raise ConfigError([("docker:sshOpts", "must be a list of strings, e.g. [-i, ~/.ssh/id_ed25519]")]) from None
 
 
 def _decode(value: Any) -> Any:
@@ -53,6 +62,7 @@ def read_config(project: str) -> tuple[dict[str, Any], frozenset[str]]:
     secret_names = set(runtime_config.get_config_secret_keys_env())
     raw: dict[str, Any] = {}
     secrets: set[str] = set()
+    nested: list[tuple[str, str]] = []
     prefix = f"{project}:"
     for full_key, value in entries.items():
         if not full_key.startswith(prefix):
@@ -60,8 +70,13 @@ def read_config(project: str) -> tuple[dict[str, Any], frozenset[str]]:
         key = full_key.removeprefix(prefix)
         if runtime_config.is_config_secret(full_key) or full_key in secret_names:
             secrets.add(key)
-        else:
+            continue
+        try:
             raw[key] = _decode(value)
+        except RecursionError:
+            nested.append((key, TOO_DEEP))
+    if nested:
+        raise ConfigError(nested)
     return raw, frozenset(secrets)
 
 
@@ -81,7 +96,7 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
     try:
         cfg = parse_stack_config(raw, secret_keys)
         docker = pulumi.Config("docker")
-        host, ssh_opts = docker_settings(docker.get("host"), docker.get_object("sshOpts"))
+        host, ssh_opts = docker_settings(docker.get("host"), _ssh_opts(docker))
         if host is not None and not host.startswith(("unix://", "ssh://")) and download_specs(cfg):
             raise ConfigError([("docker:host", f"{host}: pulumi up downloads the models' sources on the Docker "
                                                "host over unix:// or ssh:// only; use one of them, or put the files "
@@ -125,6 +140,8 @@ def main() -> None:
         _deploy()
     except StackRefused:
         raise
+    except ConfigError as exc:
+        raise StackRefused(f"invalid stack config:\n{exc}") from None
     except Exception as exc:
         if show_traceback():
             raise

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.values import control_chars
-from stack.arch import MIB
 from stack.container_specs import ContainerSpec
 from stack.litellm_config import LITELLM_MASTER_KEY_ENV
 from stack.plan import Plan
+from stack.units import MIB
 
 BAR_WIDTH = 40
 

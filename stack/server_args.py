@@ -1,4 +1,4 @@
-"""llama-server argv built from typed settings, so the process runs exactly what the sizing gate proved fits.
+"""llama-server argv rendered from a resolved `stack.process.ServerProcess`, the value the sizing gate sized.
 
 Every flag that changes memory use is passed explicitly (llama.cpp defaults move between builds), and
 `--fit off` stops llama.cpp from shrinking context or offload on its own to squeeze into VRAM.
@@ -9,74 +9,74 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from models.config import EmbeddingConfig, ModelConfig, ServerSettings
+from models.config import EmbeddingConfig, ModelConfig
+from stack.process import ServerProcess, resolve_process
 from stack.render_paths import RenderPaths
 
 PORT_MACRO = "${PORT}"
 """llama-swap replaces this with the port it assigns to the model (from `startPort`)."""
 
 
-def _core_args(
-    settings: ServerSettings, paths: RenderPaths, *, alias: str, host: str, port: str, cpu_only: bool
-) -> list[str]:
+def _core_args(p: ServerProcess, paths: RenderPaths, *, alias: str, host: str, port: str) -> list[str]:
     argv = [
         paths.llama_server_bin,
-        "-m", paths.model_path(settings.file),
+        "-m", paths.model_path(p.file),
         "--alias", alias,
         "--host", host,
         "--port", port,
-        "-c", str(settings.ctx_size),
-        "-np", str(settings.parallel),
-        "-ngl", "0" if cpu_only else str(settings.n_gpu_layers),
-        "-fa", settings.flash_attn,
-        "-ctk", settings.cache_type_k.value,
-        "-ctv", settings.cache_type_v.value,
-        "-ub", str(settings.ubatch),
-        "-b", str(settings.batch),
+        "-c", str(p.ctx_size),
+        "-np", str(p.parallel),
+        "-ngl", str(p.n_gpu_layers),
+        "-fa", "on" if p.flash_attn else "off",
+        "-ctk", p.cache_type_k.value,
+        "-ctv", p.cache_type_v.value,
+        "-ub", str(p.ubatch),
+        "-b", str(p.batch),
     ]
-    if settings.kv_unified:
+    if p.kv_unified:
         argv.append("-kvu")
     argv += ["--fit", "off"]
     return argv
 
 
-def model_argv(model_id: str, model: ModelConfig, paths: RenderPaths, *, cpu_only: bool) -> list[str]:
+def process_model_argv(model_id: str, p: ServerProcess, paths: RenderPaths) -> list[str]:
     """argv of a llama-swap model; llama-swap substitutes `${PORT}` before starting it."""
-    argv = _core_args(model, paths, alias=model_id, host=paths.model_host, port=PORT_MACRO, cpu_only=cpu_only)
+    argv = _core_args(p, paths, alias=model_id, host=paths.model_host, port=PORT_MACRO)
     # b11434 enables jinja by default, so both states are spelt out.
-    argv.append("--jinja" if model.jinja else "--no-jinja")
-    if model.swa_full:
+    argv.append("--jinja" if p.jinja else "--no-jinja")
+    if p.swa_full:
         argv.append("--swa-full")
-    if model.draft is not None:
-        d = model.draft
+    if p.draft is not None:
+        d = p.draft
         argv += [
             "--spec-draft-model", paths.model_path(d.file),
-            "--spec-draft-n-max", str(d.n_max),
-            "--spec-draft-ngl", "0" if cpu_only else str(d.n_gpu_layers),
+            "--spec-draft-n-max", str(d.n_draft),
+            "--spec-draft-ngl", str(d.n_gpu_layers),
             "-ctkd", d.cache_type_k.value,
             "-ctvd", d.cache_type_v.value,
         ]
-    if model.mmproj is not None:
-        argv += ["--mmproj", paths.model_path(model.mmproj.file)]
-        if not model.mmproj.offload or cpu_only:
+    if p.projector is not None:
+        argv += ["--mmproj", paths.model_path(p.projector.file)]
+        if not p.projector.offload:
             argv.append("--no-mmproj-offload")
-    return argv + list(model.extra_args)
+    return argv + list(p.extra_args)
+
+
+def process_embedding_argv(p: ServerProcess, alias: str, paths: RenderPaths) -> list[str]:
+    """argv of the always-on embedding server (its container's entrypoint)."""
+    argv = _core_args(p, paths, alias=alias, host=paths.embedding_host, port=str(paths.embedding_port))
+    argv.append("--embeddings")
+    if p.pooling is not None:
+        argv += ["--pooling", p.pooling]
+    return argv + list(p.extra_args)
+
+
+def model_argv(model_id: str, model: ModelConfig, paths: RenderPaths, *, cpu_only: bool) -> list[str]:
+    return process_model_argv(model_id, resolve_process(model, cpu_only=cpu_only), paths)
 
 
 def embedding_argv(embedding: EmbeddingConfig, paths: RenderPaths, *, cpu_only: bool) -> list[str]:
-    """argv of the always-on embedding server (its container's entrypoint)."""
-    argv = _core_args(
-        embedding,
-        paths,
-        alias=embedding.name,
-        host=paths.embedding_host,
-        port=str(paths.embedding_port),
-        cpu_only=cpu_only,
-    )
-    argv.append("--embeddings")
-    if embedding.pooling is not None:
-        argv += ["--pooling", embedding.pooling]
-    return argv + list(embedding.extra_args)
+    return process_embedding_argv(resolve_process(embedding, cpu_only=cpu_only), embedding.name, paths)
 
 
 def _quote(arg: str) -> str:

@@ -11,30 +11,22 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from models.config import DraftConfig, GpuConfig, ServerSettings
-from stack.arch import MIB, ModelArch
+from models.config import GpuConfig, ServerSettings
+from stack.arch import ModelArch
 from stack.compute_buffer import Calibration, ComputeSize, compute_buffer_size
-from stack.kv_cache import (
-    ContextShape,
-    KvSize,
-    context_shape,
-    effective_ubatch,
-    kv_cache_size,
-    recurrent_state_bytes,
-    swa_cells,
-)
+from stack.kv_cache import ContextShape, KvSize, kv_cache_size, recurrent_state_bytes
+from stack.process import Role, ServerProcess, resolve_process
+from stack.units import MIB
 
 CUDA_BUFFER_ALIGNMENT = 128
 
 
 @dataclass(frozen=True)
 class Extras:
-    """Parts loaded into the same process: a draft model and a multimodal projector."""
+    """What the files of a draft model and a projector tell (their settings are in the `ServerProcess`)."""
 
-    draft: DraftConfig | None = None
     draft_arch: ModelArch | None = None
     mmproj_weights_bytes: int = 0
-    mmproj_offload: bool = True
 
 
 class SizingBug(RuntimeError):
@@ -58,9 +50,9 @@ class ProcessSize:
 
     id: str
     key: str
-    role: str
+    process: ServerProcess
+    """What it was sized from: the same value the argv is rendered from."""
     arch: ModelArch
-    shape: ContextShape
     kv: KvSize
     compute: ComputeSize
     weights_bytes: int
@@ -79,6 +71,14 @@ class ProcessSize:
         for name, value in figures.items():
             if not _sound(value):
                 raise SizingBug(f"{self.key}: {name} = {value!r} is negative or not a finite number")
+
+    @property
+    def role(self) -> str:
+        return self.process.role.value
+
+    @property
+    def shape(self) -> ContextShape:
+        return self.process.shape
 
     @property
     def kv_bytes(self) -> int:
@@ -129,68 +129,92 @@ MMPROJ_COMPUTE_FACTOR = 0.5
 """Image-encoder compute beside projector weights: runtime is 1.3-1.5x the file (llama-cpp-memory.md §4)."""
 
 
-def _draft_bytes(
-    extras: Extras, settings: ServerSettings, gpu: GpuConfig, calibration: Calibration, swa_full: bool
-) -> int:
-    draft, arch = extras.draft, extras.draft_arch
-    if draft is None or arch is None or gpu.cpu_only:
-        return 0
-    as_server = settings.model_copy(update={
-        "n_gpu_layers": draft.n_gpu_layers, "cache_type_k": draft.cache_type_k, "cache_type_v": draft.cache_type_v,
-    })
-    part = _size_parts(as_server, arch, gpu, calibration, embedding=False, swa_full=swa_full, n_draft=draft.n_max)
-    return part[0] + part[1].bytes + part[2].bytes + part[3]
+@dataclass(frozen=True)
+class ModelParts:
+    """One model's share of a process (the main model, or its draft) in the sized memory."""
+
+    weights_bytes: int
+    host_weights_bytes: int
+    """Weights left in host memory beside a GPU (0 on the cpu profile, where `weights_bytes` is host memory)."""
+    kv: KvSize
+    compute: ComputeSize
+    recurrent_bytes: int
+
+    @property
+    def bytes(self) -> int:
+        return self.weights_bytes + self.kv.bytes + self.compute.bytes + self.recurrent_bytes
 
 
-def _size_parts(
-    settings: ServerSettings,
-    arch: ModelArch,
-    gpu: GpuConfig,
-    calibration: Calibration,
-    *,
-    embedding: bool,
-    swa_full: bool,
-    n_draft: int = 0,
-) -> tuple[int, KvSize, ComputeSize, int, ContextShape]:
-    """(weights on device, KV, compute, recurrent state, context shape) of one model in a process."""
-    cuda = not gpu.cpu_only
-    ngl = settings.n_gpu_layers if cuda else 0
-    shape = context_shape(settings.ctx_size, settings.parallel, settings.kv_unified)
-    flash = settings.flash_attn == "on"
-    ubatch = effective_ubatch(settings.ctx_size, settings.ubatch, settings.batch, arch.causal)
-    # KV and recurrent state live beside their layer: on the GPU only for offloaded layers
-    first = min(max(arch.n_layer + 1 - ngl, 0), arch.n_layer) if cuda else 0
-    alignment = CUDA_BUFFER_ALIGNMENT if cuda else 1
+def size_model(p: ServerProcess, arch: ModelArch, calibration: Calibration) -> ModelParts:
+    """Weights, KV, compute and recurrent state of one model as `p` runs it; KV and state live beside their
+    layer, so on a GPU only the offloaded layers' count."""
+    first = p.first_sized_layer(arch.n_layer)
+    alignment = CUDA_BUFFER_ALIGNMENT if p.on_gpu else 1
+    shape = p.shape
     kv = kv_cache_size(
         arch,
         shape,
-        cache_type_k=settings.cache_type_k,
-        cache_type_v=settings.cache_type_v,
-        flash_attn=flash,
-        ubatch=ubatch,
-        kv_unified=settings.kv_unified,
-        swa_full=swa_full,
+        cache_type_k=p.cache_type_k,
+        cache_type_v=p.cache_type_v,
+        flash_attn=p.flash_attn,
+        ubatch=p.n_ubatch(arch.causal),
+        kv_unified=p.kv_unified,
+        swa_full=p.swa_full,
         alignment=alignment,
         first_layer=first,
     )
-    n_swa_cells = swa_cells(arch, shape, ubatch, swa_full, settings.kv_unified) if arch.has_swa else 0
     compute = compute_buffer_size(
         arch,
         shape,
-        ubatch=settings.ubatch,
-        batch=settings.batch,
-        flash_attn=flash,
-        cache_type_k=settings.cache_type_k,
-        cache_type_v=settings.cache_type_v,
-        swa_cells=n_swa_cells,
-        embedding=embedding,
-        cuda=cuda,
+        n_ubatch=p.n_ubatch(arch.causal),
+        n_batch=p.n_batch(arch.causal),
+        flash_attn=p.flash_attn,
+        cache_type_k=p.cache_type_k,
+        cache_type_v=p.cache_type_v,
+        swa_cells=kv.swa_cells,
+        embedding=p.role is Role.EMBEDDING,
+        cuda=p.on_gpu,
         calibration=calibration,
-        n_draft=n_draft,
+        n_draft=p.n_draft,
     )
-    weights = arch.weights.gpu_bytes(ngl) if cuda else arch.weights.total_bytes
-    rs = recurrent_state_bytes(arch, shape.n_seq_max, alignment=alignment, first_layer=first)
-    return weights, kv, compute, rs, shape
+    if p.on_gpu:
+        weights, host = arch.weights.gpu_bytes(p.n_gpu_layers), arch.weights.host_bytes(p.n_gpu_layers)
+    else:
+        weights, host = arch.weights.total_bytes, 0
+    recurrent = recurrent_state_bytes(arch, shape.n_seq_max, alignment=alignment, first_layer=first)
+    return ModelParts(weights, host, kv, compute, recurrent)
+
+
+def size_resolved(
+    model_id: str, key: str, p: ServerProcess, arch: ModelArch, gpu: GpuConfig, calibration: Calibration,
+    extras: Extras = Extras(),
+) -> ProcessSize:
+    """The footprint of a resolved process; a draft is sized like its main model, on the same memory."""
+    main = size_model(p, arch, calibration)
+    draft = 0
+    if p.draft is not None:
+        if extras.draft_arch is None:
+            raise SizingBug(f"{key}.draft: no architecture to size the draft model from")
+        draft = size_model(p.draft, extras.draft_arch, calibration).bytes
+    mmproj = 0
+    # the projector counts where it lives: VRAM when offloaded, host memory on the cpu profile
+    if p.projector is not None and (p.projector.offload or not p.on_gpu):
+        mmproj = int(extras.mmproj_weights_bytes * (1 + MMPROJ_COMPUTE_FACTOR))
+    return ProcessSize(
+        id=model_id,
+        key=key,
+        process=p,
+        arch=arch,
+        kv=main.kv,
+        compute=main.compute,
+        weights_bytes=main.weights_bytes,
+        recurrent_bytes=main.recurrent_bytes,
+        overhead_bytes=gpu.resolved_overhead_mib * MIB if p.on_gpu else 0,
+        host_weights_bytes=main.host_weights_bytes,
+        draft_bytes=draft,
+        mmproj_bytes=mmproj,
+        extras=extras,
+    )
 
 
 def size_process(
@@ -201,32 +225,9 @@ def size_process(
     gpu: GpuConfig,
     calibration: Calibration,
     *,
-    embedding: bool = False,
-    swa_full: bool = False,
     extras: Extras = Extras(),
 ) -> ProcessSize:
-    n_draft = extras.draft.n_max if extras.draft is not None else 0
-    weights, kv, compute, recurrent, shape = _size_parts(
-        settings, arch, gpu, calibration, embedding=embedding, swa_full=swa_full, n_draft=n_draft
-    )
-    cuda = not gpu.cpu_only
-    ngl = settings.n_gpu_layers if cuda else 0
-    mmproj = 0
-    if extras.mmproj_weights_bytes and ((extras.mmproj_offload and cuda) or not cuda):
-        mmproj = int(extras.mmproj_weights_bytes * (1 + MMPROJ_COMPUTE_FACTOR))
-    return ProcessSize(
-        id=model_id,
-        key=key,
-        role="embedding" if embedding else "model",
-        arch=arch,
-        shape=shape,
-        kv=kv,
-        compute=compute,
-        weights_bytes=weights,
-        recurrent_bytes=recurrent,
-        overhead_bytes=gpu.resolved_overhead_mib * MIB if cuda else 0,
-        host_weights_bytes=arch.weights.host_bytes(ngl) if cuda else 0,
-        draft_bytes=_draft_bytes(extras, settings, gpu, calibration, swa_full),
-        mmproj_bytes=mmproj,
-        extras=extras,
+    """The footprint of the process `settings` start on `gpu` (role and draft come from the settings' type)."""
+    return size_resolved(
+        model_id, key, resolve_process(settings, cpu_only=gpu.cpu_only), arch, gpu, calibration, extras
     )

@@ -13,11 +13,11 @@ from typing import Any
 
 from models.config import StackConfig
 from models.sources import DeclaredFile, ModelSource, declared_files, split_parts
-from stack.arch import MIB
 from stack.header_sources import HeaderSource
 from stack.http_client import redacted
 from stack.plan import Plan
 from stack.remote_headers import SourcedHeaders
+from stack.units import MIB
 
 
 @dataclass(frozen=True)

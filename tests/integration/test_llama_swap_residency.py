@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from models.config import StackConfig
-from stack.arch import MIB
 from stack.header_sources import LocalHeaders
 from stack.plan import build_plan
+from stack.units import MIB
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.llama_server import http_request

@@ -29,6 +29,7 @@ import pytest
 from bench.sizing_panel import (
     Case,
     Measured,
+    Setting,
     header,
     layouts,
     load_arch,
@@ -38,10 +39,10 @@ from bench.sizing_panel import (
     production_panel,
 )
 from models.config import CacheType
-from stack.arch import MIB
 from stack.compute_buffer import rotation_sizes
 from stack.kv_cache import recurrent_state_parts
 from stack.sizing import ProcessSize
+from stack.units import MIB
 from tests.harness import binaries
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,13 @@ TENSOR_ALIGNMENT = 32
 """GGUF aligns every tensor's data to 32 bytes; the mmap span counts the padding between tensors."""
 
 PRODUCTION_CASES = production_panel() if os.environ.get("LLS_SIZING_PRODUCTION") == "all" else production_ci_panel()
-CASES = panel() + PRODUCTION_CASES
+SHORT_CTX_CASES = [
+    Case("gqa-tied", Setting(ctx=300, parallel=1, flash_attn="off", ubatch=512)),
+    Case("per-layer-kv", Setting(ctx=300, parallel=1, flash_attn="on", ubatch=512, batch=512)),
+    Case("swa", Setting(ctx=300, parallel=1, flash_attn="on", ubatch=512)),
+]
+"""-c below -ub and off the 256 grid: llama.cpp caps n_ubatch by -c before it pads n_ctx to 512."""
+CASES = panel() + PRODUCTION_CASES + SHORT_CTX_CASES
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -210,3 +217,11 @@ def test_compute_buffer_at_production_shapes(runs: Runs) -> None:
         m, p = runs.get(case)
         err = p.compute_bytes / MIB - m.compute_mib
         assert abs(err) <= 0.005 * m.compute_mib, f"{case.id}: llama.cpp {m.compute_mib} MiB, ours {err:+.2f} MiB"
+
+
+@pytest.mark.parametrize("case", SHORT_CTX_CASES, ids=lambda c: c.id)
+def test_ubatch_is_capped_by_the_unpadded_context(case: Case, runs: Runs) -> None:
+    """The KV (SWA cells) and the compute buffer use the n_ubatch llama.cpp logs: 300, not the padded 512."""
+    m, p = runs.get(case)
+    assert m.log.context["n_ubatch"] == str(p.process.n_ubatch(p.arch.causal)) == "300"
+    assert_printed(m.compute_mib, p.compute_bytes, "compute buffer")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pulumi
 import pytest
+import yaml
 from pulumi.runtime.mocks import MockMonitor
 
 PROJECT = "local-llm-stack"
@@ -84,3 +87,18 @@ def mocks() -> Iterator[RecordingMocks]:
     MOCKS.resources.clear()
     MONITOR.requests.clear()
     pulumi.runtime.set_all_config({}, [])
+
+
+def set_config_from_stack_file(path: Path) -> None:
+    """Hand a stack file's `config:` to the program the way the Pulumi CLI does: top-level values as text, objects
+    and lists as JSON, `{secure: ...}` values as secrets (a dummy value)."""
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
+    values: dict[str, str] = {}
+    secret_keys = []
+    for key, value in entries.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key] = f"sk-dummy-{key}"
+            secret_keys.append(key)
+        else:
+            values[key] = value if isinstance(value, str) else json.dumps(value)
+    pulumi.runtime.set_all_config(values, secret_keys)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from models.load import parse_stack_config
 from stack import program
@@ -17,7 +16,7 @@ from stack.header_sources import header_source_for
 from stack.plan import build_plan
 from stack.program import StackRefused, main, read_config
 from stack.report import render_text
-from tests.pulumi.conftest import MONITOR, PROJECT, RecordingMocks, pulumi_test
+from tests.pulumi.conftest import MONITOR, PROJECT, RecordingMocks, pulumi_test, set_config_from_stack_file
 from tests.smoke.targets import parse_targets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,16 +154,7 @@ def test_auto_groups_deploy_the_matrix_the_sizing_chose(mocks: RecordingMocks, e
 @pytest.mark.parametrize("stack_file", sorted(REPO.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
 def test_repo_stack_files_deploy(stack_file: Path, mocks: RecordingMocks, exports: dict[str, Any]) -> None:
     """The example stacks shipped in the repo pass the gate and register every container they describe."""
-    entries = yaml.safe_load(stack_file.read_text())["config"]
-    values: dict[str, str] = {}
-    secret_keys = []
-    for key, value in entries.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            values[key] = f"sk-dummy-{key}"
-            secret_keys.append(key)
-        else:
-            values[key] = value if isinstance(value, str) else json.dumps(value)
-    pulumi.runtime.set_all_config(values, secret_keys)
+    set_config_from_stack_file(stack_file)
     _run_main()
     names = {r.inputs["name"] for r in mocks.of_type("docker:index/container:Container")}
     assert names == {f"llm-{service}" for service in exports["endpoints"]}

@@ -4,6 +4,7 @@ internal error with its own exit code (3) and how to report it; `--json` always 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,91 @@ def test_the_pulumi_program_reports_a_bug_as_a_run_error(monkeypatch: pytest.Mon
     with pytest.raises(stack.program.StackRefused) as refused:
         stack.program.main()
     assert str(refused.value).startswith("internal error: KeyError: 'simulated'")
+
+
+TOO_LONG = "/".join(["d" * 200] * 25)
+"""5025 bytes: longer than PATH_MAX (4096)."""
+NAME_TOO_LONG = "n" * 300
+"""One component longer than NAME_MAX (255)."""
+
+
+@pytest.mark.parametrize("name", [TOO_LONG, NAME_TOO_LONG, "missing.yaml", "a-dir", "loop.yaml", "nul\0.yaml"])
+def test_stack_file_that_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    config = f"{tmp_path}/{name}"
+    rc, out, err = _plan(Path(config), capsys, "--json")
+    assert rc == 1 and "Traceback" not in out + err
+    (error,) = json.loads(out)["errors"]
+    assert error["key"] == config and error["message"].startswith("cannot read the stack file")
+    rc, _, err = _plan(Path(config), capsys)
+    assert rc == 1 and "cannot read the stack file" in err and "\0" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_unreadable_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_stack_file(tmp_path / "Pulumi.x.yaml", {"models_dir": "/srv/models", "models": {"chat": CHAT}})
+    f.chmod(0)
+    rc, out, _ = _plan(f, capsys, "--json")
+    assert rc == 1 and "Permission denied" in json.loads(out)["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("models_dir", [TOO_LONG, NAME_TOO_LONG, "absent", "a-file", "nul\0"])
+def test_models_dir_option_that_is_no_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], models_dir: str
+) -> None:
+    """One refusal naming the option, not a missing or unreadable file per model."""
+    f = write_stack_file(tmp_path / "Pulumi.x.yaml", {"models_dir": "/srv/models", "models": {"chat": CHAT}})
+    (tmp_path / "a-file").write_text("")
+    rc, out, err = _plan(f, capsys, "--json", "--models-dir", f"{tmp_path}/{models_dir}")
+    assert rc == 1 and "Traceback" not in out + err
+    (error,) = json.loads(out)["errors"]
+    assert error["key"] == "--models-dir" and "give the directory that holds the GGUF files" in error["message"]
+
+
+@pytest.mark.parametrize("out", [f"{TOO_LONG}/docker-compose.yml", f"{NAME_TOO_LONG}.yml", "a-dir", "a-file/sub/c.yml"])
+def test_compose_out_that_cannot_be_written_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str
+) -> None:
+    f = write_stack_file(tmp_path / "Pulumi.c.yaml", {"models_dir": "/srv/models", "models": {"chat": CHAT}})
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-file").write_text("")
+    before = sorted(tmp_path.rglob("*"))
+    rc = main(["compose", "--config", str(f), "--out", f"{tmp_path}/{out}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("--out: cannot write") and "nothing written" in err and "Traceback" not in err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_compose_rewrites_only_what_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_stack_file(tmp_path / "Pulumi.c.yaml", {"models_dir": "/srv/models", "models": {"chat": CHAT}})
+    out = tmp_path / "out" / "docker-compose.yml"
+    assert main(["compose", "--config", str(f), "--out", str(out)]) == 0
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and p != f}
+    assert out in written and len(written) >= 3
+    assert main(["compose", "--config", str(f), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "no staged file is left behind"
+
+
+@pytest.mark.parametrize("argv", [["plan", "--json", "--bogus"], ["plan", "--json", "--config"]])
+def test_a_bad_command_line_is_a_refusal_not_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse exits 2, which here means 'does not fit'."""
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in out + err
+    (error,) = json.loads(out)["errors"]
+    assert error["key"] == "(command line)" and "--help" in error["message"]
+    assert main(["plan", "--bogus"]) == 1
+    assert capsys.readouterr().err.startswith("(command line): unrecognized arguments: --bogus")
+
+
+def test_text_refusals_show_control_characters_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model id that clears the screen is refused, and the refusal does not clear it either."""
+    f = write_stack_file(tmp_path / "Pulumi.x.yaml", {"models_dir": "/srv/models", "models": {"chat\x1b[2J": CHAT}})
+    rc, out, err = _plan(f, capsys)
+    assert rc == 1 and "\x1b" not in out + err
+    assert "  models.chat\\x1b[2J: " in err
+    rc, out, _ = _plan(f, capsys, "--json")
+    assert rc == 1 and json.loads(out)["errors"][0]["key"] == "models.chat\x1b[2J"

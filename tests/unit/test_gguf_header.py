@@ -25,7 +25,6 @@ from stack.gguf_header import (
     KEPT_STRING_BYTES,
     MAX_HEADER_BYTES,
     MAX_METADATA_KV,
-    MIB,
     ArrayInfo,
     GgufError,
     LongString,
@@ -35,6 +34,7 @@ from stack.gguf_header import (
 )
 from stack.header_sources import SshHeaders, SshTarget
 from stack.sizing import SizingBug, size_process
+from stack.units import MIB
 from tests.unit.helpers import stack
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from stack.arch import MIB
 from stack.cli import main
 from stack.plan import build_plan, llama_cpp_build
+from stack.units import MIB
 from tests.unit.helpers import REPO, stack, write_stack_file
 
 EMBED = {"name": "embed", "file": "nomic-embed-text-v1.5.Q8_0.gguf"}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from stack.residency import DEFAULT_GROUP, co_resident_sets, swap_groups
+from stack.residency import DEFAULT_GROUP, SwapGroup, co_resident_sets, maximal_states, swap_groups
 from tests.unit.helpers import stack
 
 M = "Qwen2.5-3B-Instruct-Q4_K_M.gguf"
@@ -46,3 +47,48 @@ def test_non_exclusive_group_does_not_evict_others() -> None:
     sets = co_resident_sets(cfg)
     assert ("a", "x") in sets and ("b", "x") in sets
     assert ("a", "b") not in sets
+
+
+def _walk_every_request_order(groups: list[SwapGroup]) -> set[frozenset[str]]:
+    """The oracle: apply llama-swap v250's eviction rule (internal/router/group.go) to every state reachable by
+    any sequence of requests and keep the maximal ones."""
+    group_of = {m: g for g in groups for m in g.members}
+
+    def evicted(target: str, running: frozenset[str]) -> set[str]:
+        tg = group_of[target]
+        return {m for m in running if m != target and (
+            (group_of[m].id == tg.id and tg.swap) or (group_of[m].id != tg.id and tg.exclusive
+                                                      and not group_of[m].persistent))}
+
+    seen: set[frozenset[str]] = {frozenset()}
+    todo = [frozenset[str]()]
+    while todo:
+        state = todo.pop()
+        for target in group_of:
+            nxt = (state - evicted(target, state)) | {target}
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return {s for s in seen if s and not any(s < o for o in seen)}
+
+
+def test_maximal_sets_equal_an_exhaustive_walk_over_random_groupings() -> None:
+    rng = random.Random(20261129)
+    for _ in range(400):
+        names = [f"m{i}" for i in range(rng.randint(1, 7))]
+        rng.shuffle(names)
+        groups: list[SwapGroup] = []
+        i = 0
+        while i < len(names):
+            size = rng.randint(1, len(names) - i)
+            groups.append(SwapGroup(f"g{len(groups)}", rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5,
+                                    tuple(names[i:i + size])))
+            i += size
+        assert maximal_states(groups) == _walk_every_request_order(groups), groups
+
+
+def test_a_large_group_that_never_swaps_is_one_set_at_once() -> None:
+    """20 members that never swap: one set, found without walking 2^20 states."""
+    ids = [f"m{i:02d}" for i in range(20)]
+    cfg = stack(models=_models(*ids), groups={"all": {"swap": False, "members": ids}})
+    assert co_resident_sets(cfg) == [tuple(ids)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from models import ConfigError
-from stack.arch import MIB
 from stack.plan import build_plan
 from stack.render_paths import CONTAINER_PATHS
 from stack.server_args import model_argv
+from stack.units import MIB
 from tests.unit.helpers import stack
 
 MAIN = {"file": "Qwen2.5-14B-Instruct-Q4_K_M.gguf", "ctx_size": 8192, "parallel": 2}

@@ -10,12 +10,13 @@ import pytest
 
 from models import ArchConfig, GpuConfig, ModelConfig
 from models.config import CacheType
-from stack.arch import MIB
+from stack.arch import WeightsSpec
 from stack.arch_sources import arch_from_config
 from stack.catalog import lookup
 from stack.compute_buffer import calibration_for
 from stack.kv_cache import context_shape, kv_cache_size
 from stack.sizing import ProcessSize, size_process
+from stack.units import MIB
 
 RTX5080 = GpuConfig(profile="rtx-5080")
 F16, Q8 = CacheType.f16, CacheType.q8_0
@@ -131,8 +132,20 @@ def test_tied_output_is_copied_to_the_gpu() -> None:
 
 
 def test_partial_offload_keeps_layers_and_their_kv_on_the_host() -> None:
-    """-ngl counts the output layer too: 14 of a 28-layer model puts 13 blocks on the GPU, no output."""
+    """-ngl counts the output layer too, and offloads it first: 14 of a 28-layer model puts the output layer and
+    13 blocks on the GPU (llama-model.cpp b11434 logs "offloading output layer to GPU" for any -ngl > 0)."""
     full = _size("Qwen2.5-7B-Instruct-Q4_K_M.gguf", build=11434, ctx_size=8192)
     part = _size("Qwen2.5-7B-Instruct-Q4_K_M.gguf", build=11434, ctx_size=8192, n_gpu_layers=14)
-    assert part.weights_bytes == sum(part.arch.weights.layer_bytes[15:])
+    w = part.arch.weights
+    assert part.weights_bytes == sum(w.layer_bytes[15:]) + w.output_bytes + w.tied_output_bytes + w.cuda_pad_bytes
     assert part.kv_bytes == full.kv_bytes * 13 // 28
+
+
+def test_partial_offload_puts_the_output_layer_on_the_gpu_first() -> None:
+    """llama-model.cpp b11434 (`i_gpu_start = max(n_layer + 1 - ngl, 0)`, output = `get_layer_buft_list(n_layer)`):
+    `-ngl 1` offloads the output layer alone, `-ngl k` the output and the last k - 1 repeating layers. Read from the
+    source; a CPU build has no GPU device to show it, and no GPU was lent to measure it."""
+    w = WeightsSpec(layer_bytes=(10, 20, 30), input_bytes=5, output_bytes=7, tied_output_bytes=0, cuda_pad_bytes=0)
+    assert [w.gpu_bytes(n) for n in (0, 1, 2, 3, 4, 999)] == [0, 7, 37, 57, 67, 67]
+    assert [w.host_bytes(n) for n in (0, 1, 2, 3, 4, 999)] == [72, 65, 35, 15, 5, 5]
+    assert all(w.gpu_bytes(n) + w.host_bytes(n) == 72 for n in (0, 1, 2, 3, 4, 999))

@@ -4,12 +4,13 @@ key and the fix. Also the renderer side of the same guarantees: quoting, `$` esc
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from models.load import ConfigError, docker_settings, parse_stack_config
+from models.load import ConfigError, docker_settings, load_stack_file, parse_stack_config
 from stack.compose import compose_service
 from stack.container_specs import build_container_specs
 from stack.header_sources import SshTarget, ssh_target
@@ -327,3 +328,77 @@ def test_compose_escapes_dollar_in_every_value() -> None:
 def test_the_report_escapes_control_characters() -> None:
     assert printable("GPU: x\nVerdict: fits \u202e\t") == "GPU: x\\nVerdict: fits \\u202e\\t"
     assert printable("plain é 中") == "plain é 中"
+
+
+# --- reading the stack file as Pulumi does ------------------------------------------------------------------------
+
+def _load(tmp_path: Path, body: str) -> dict[str, str]:
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text("config:\n  local-llm-stack:models_dir: /srv/models\n" + body, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_stack_file(path)
+    return dict(info.value.problems)
+
+
+MODEL = "  local-llm-stack:models:\n    chat:\n      file: Qwen2.5-7B-Instruct-Q4_K_M.gguf\n      ctx_size: 4096\n"
+
+
+@pytest.mark.parametrize("alias", ["1e3", "0o17", "09", "-.5", "1.e5"])
+def test_unquoted_yaml_1_2_numbers_are_numbers_as_for_pulumi(tmp_path: Path, alias: str) -> None:
+    """PyYAML would keep `1e3` as text; Pulumi's reader (Go yaml.v3) deploys the number 1000.0."""
+    message = _load(tmp_path, MODEL + f"      aliases: [{alias}]\n")["models.chat.aliases[0]"]
+    assert "expected text; quote it" in message
+
+
+def test_yaml_1_1_words_are_text_as_for_pulumi(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text("config:\n  local-llm-stack:models_dir: /srv/models\n" + MODEL
+                    + "      flash_attn: off\n      aliases: [yes, y, on]\n", encoding="utf-8")
+    chat = load_stack_file(path).config.models["chat"]
+    assert chat.flash_attn == "off" and chat.aliases == ["yes", "y", "on"]
+    assert "expected true or false" in _load(tmp_path, MODEL + "      jinja: yes\n")["models.chat.jinja"]
+    assert "expected a whole number" in _load(tmp_path, MODEL + "      ttl: 1:30\n")["models.chat.ttl"]
+
+
+def test_merge_keys_work_and_duplicates_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text("config:\n  local-llm-stack:models_dir: /srv/models\n  local-llm-stack:models:\n"
+                    "    base: &b {file: Qwen2.5-7B-Instruct-Q4_K_M.gguf, ctx_size: 4096}\n"
+                    "    chat: {<<: *b, ctx_size: 8192}\n", encoding="utf-8")
+    assert load_stack_file(path).config.models["chat"].ctx_size == 8192
+    problems = _load(tmp_path, MODEL + "  models_dir: /srv/other\n")
+    assert problems["models_dir"] == "set twice, as 'local-llm-stack:models_dir' and 'models_dir'; keep one"
+
+
+@pytest.mark.parametrize("key", ["true", "null", "0x1F", "1.5"])
+def test_a_model_id_yaml_reads_as_another_type_is_named_at_its_mapping(tmp_path: Path, key: str) -> None:
+    body = f"  local-llm-stack:models:\n    {key}: {{file: a.gguf, ctx_size: 4096}}\n"
+    message = _load(tmp_path, body)["models"]
+    assert "not a name; quote it" in message
+
+
+def test_a_refused_alias_bomb_is_shown_bounded(tmp_path: Path) -> None:
+    lines = ["  local-llm-stack:l0: &b0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  local-llm-stack:l{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]" for i in range(1, 10)]
+    message = _load(tmp_path, "\n".join(lines) + "\n" + MODEL + "      description: *b9\n")["models.chat.description"]
+    assert len(message) < 300
+
+
+def test_arch_blocks_share_the_gguf_readers_bounds() -> None:
+    from models.config import ARCH_LIMITS
+    from stack import arch_gguf, gguf_header
+
+    assert ARCH_LIMITS == {"n_layer": arch_gguf.MAX_LAYERS, "n_embd": arch_gguf.MAX_EMBD, "n_head": arch_gguf.MAX_HEADS,
+                           "head_dim": arch_gguf.MAX_HEAD_DIM, "n_ff": arch_gguf.MAX_FF,
+                           "n_vocab": gguf_header.MAX_ARRAY_ITEMS, "n_ctx": arch_gguf.MAX_CONTEXT}
+    arch = {"n_layer": 10**8, "n_embd": 64, "n_head": 4, "n_head_kv": 4, "head_dim": 16, "n_ff": 128, "n_vocab": 10,
+            "weights_mib": 10}
+    assert "less than or equal to 512" in refusals(**{"models.chat.arch": arch})["models.chat.arch.n_layer"]
+
+
+def test_a_missing_key_says_to_add_it() -> None:
+    raw = _raw()
+    del raw["models"]["chat"]["ctx_size"]
+    with pytest.raises(ConfigError) as info:
+        parse_stack_config(raw)
+    assert dict(info.value.problems)["models.chat.ctx_size"].startswith("required key is missing; add it")
