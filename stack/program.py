@@ -156,7 +156,7 @@ def _deploy() -> None:
     config = pulumi.Config()
     secrets = {key: config.require_secret(key) for key in needed_secrets(cfg, secret_keys)}
     docker = pulumi.Config("docker")
-    host, ssh_opts = docker_settings(docker.get("host"), docker.get_object("sshOpts"))
+    host, ssh_opts = docker_settings(docker.get("host"), _ssh_opts(docker))
     stack = LocalLlmStack(STACK_RESOURCE_NAME, cfg, secrets, docker_host=host, ssh_opts=ssh_opts,
                           hf_token=_download_token(secret_keys))
     pulumi.export("endpoints", stack.endpoints)
