@@ -65,6 +65,8 @@ class Session:
     chat_2: Path
     emb: Path
     timings: dict[str, float]
+    served: dict[str, int]
+    """Bytes of model files nginx sent, per step (printed at the end)."""
 
     def container(self, service: str) -> str:
         return f"{self.network}-{service}"
@@ -144,7 +146,7 @@ def session(local_images: dict[str, str], tmp_path_factory: pytest.TempPathFacto
         project = PulumiProject(tmp / "project", STACK, extra_env={
             "LLS_OFFLINE": "0", "HF_TOKEN": "", "XDG_CACHE_HOME": str(tmp / "cache")})
         project.workdir.mkdir()
-        s = Session(project, mirror, network, models_dir, secrets, tmp, chat, chat_2, emb, {})
+        s = Session(project, mirror, network, models_dir, secrets, tmp, chat, chat_2, emb, {}, {})
         project.create(_config(local_images, s), secrets)
         try:
             yield s
@@ -157,7 +159,7 @@ def session(local_images: dict[str, str], tmp_path_factory: pytest.TempPathFacto
                 support.remove_container(f"{network}-download-{slug}")
             support.docker("network", "rm", network, check=False)
             times = json.dumps({k: round(v, 1) for k, v in s.timings.items()})
-            print(f"\npulumi downloads e2e wall times (s): {times}")
+            print(f"\npulumi downloads e2e wall times (s): {times}; model bytes served: {json.dumps(s.served)}")
 
 
 def _changed(out: Any) -> dict[str, str]:
@@ -175,6 +177,7 @@ def _downloads(out: Any) -> dict[str, str]:
 def test_1_preview_plans_a_download_per_file_reading_only_headers(session: Session) -> None:
     out = session.project.preview()
     session.timings["preview"] = out.seconds
+    session.served["preview (all bytes, headers)"] = sum(e.bytes_sent for e in session.mirror.log())
     assert _downloads(out) == {CHAT_DL: "create", EMB_DL: "create"}
     assert out.summary.get("create") == 13, out.summary  # 10 as without sources, 2 downloads, the downloader image
     # The Automation API's diff display leaves out the program's messages; the CLI, as a user runs it, shows them.
@@ -191,7 +194,7 @@ def test_2_up_downloads_then_deploys_and_the_smoke_suite_passes(session: Session
     out = session.project.up()
     session.timings["first up"] = out.seconds
     assert out.summary.get("create") == 13, out.summary
-    served = session.blob_bytes()
+    served = session.served["first up"] = session.blob_bytes()
     sizes = session.chat.stat().st_size + session.emb.stat().st_size
     assert sizes <= served < sizes + (4 << 20), f"served {served:,} bytes for {sizes:,} bytes of models"
     assert not any(e.auth for e in session.mirror.log() if e.host == "localhost"), "token sent past the redirect"
@@ -212,6 +215,7 @@ def test_3_second_up_downloads_nothing(session: Session) -> None:
     assert session.project.preview(expect_no_changes=True).changed() == {}
     up = session.project.up()
     assert up.changed() == {}, up.output[-3000:]
+    session.served["second preview and up"] = session.blob_bytes()
     assert session.blob_bytes() == 0
 
 
@@ -225,6 +229,7 @@ def test_4_new_revision_replaces_only_its_download_and_the_container_that_loads_
     session.mirror.clear_log()
     up = session.project.up()
     assert _changed(up) == {CHAT_DL: "replace", SWAP_CONTAINER: "replace"}, up.changed()
+    session.served["new revision"] = session.blob_bytes()
     assert session.blob_bytes() == session.chat_2.stat().st_size
     assert sha256_of(session.models_dir / CHAT_FILE) == digest
     assert support.container_state(session.container(EMBEDDINGS))["StartedAt"] == before
