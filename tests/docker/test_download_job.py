@@ -8,6 +8,7 @@ networking to reach it. What nginx sent is counted from its access log.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ def test_a_killed_download_resumes_in_the_next_container(
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
+    os.chown(models, 1000, 1000)  # the job writes as the owner of models_dir, not as the container's root
     name = f"lls-test-download-{time.monotonic_ns() % 10**8}"
     props = _props(mirror, models, python_image(local_images), name)
     size = gm.minilm_model()[0].stat().st_size
@@ -83,6 +85,7 @@ def test_a_killed_download_resumes_in_the_next_container(
     outcome = _download(props)
     assert outcome["ok"] is True, outcome
     assert sha256_of(models / FILE) == outcome["sha256"][0] == sha256_of(gm.minilm_model()[0])
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (models / FILE, models / STATE_DIR)} == {(1000, 1000)}
     # nginx counts what it sent: what the killed job had in socket buffers but never wrote is sent again.
     served = _blob_bytes(mirror)
     assert size <= served < size + size // 10, f"served {served:,} bytes for a {size:,}-byte file"
