@@ -119,10 +119,13 @@ def render_files_text(rows: list[FileRow], downloads: dict[str, Any]) -> str:
         if r.problem:
             lines.append(f"  {'':<{width}}  not read: {r.problem}")
     total = downloads["bytes"]
-    summary = (f"Still to download: {downloads['files']} file(s), {_size(total)} (python -m stack fetch)"
-               if total else "Still to download: nothing")
-    if downloads["unknown_size"]:
-        summary += f"; size unknown for {', '.join(downloads['unknown_size'])}"
+    unknown = downloads["unknown_size"]
+    if total:
+        summary = f"Still to download: {downloads['files']} file(s), {_size(total)} (python -m stack fetch)"
+    else:
+        summary = "Still to download: " + ("no file of known size" if unknown else "nothing")
+    if unknown:
+        summary += f"; size unknown (header not read) for {', '.join(unknown)}"
     lines.append(summary)
     if downloads["header_requests"] or downloads["header_cache_hits"]:
         lines.append(f"Remote headers: {downloads['header_bytes_read']:,} bytes in {downloads['header_requests']} "
