@@ -101,7 +101,7 @@ class GpuConfig(Strict):
     vram_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
     reserve_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
     overhead_mib: Annotated[StrictInt, Field(ge=0, le=MAX_MIB)] | None = None
-    device: Annotated[StrictStr, matching(r"all|device=[A-Za-z0-9-]+", "all or device=<GPU index or UUID>")] = "all"
+    device: Annotated[StrictStr, matching(r"all|device=[A-Za-z0-9-]+", "use all or device=<GPU index or UUID>")] = "all"
 
     @field_validator("profile")
     @classmethod
@@ -310,7 +310,7 @@ class GroupConfig(Strict):
     members: Annotated[list[ModelId], Field(min_length=1)]
 
 
-MATRIX_VAR = matching(r"[A-Za-z0-9]{1,8}", "1 to 8 letters or digits")
+MATRIX_VAR = matching(r"[A-Za-z0-9]{1,8}", "use 1 to 8 letters or digits")
 
 
 class MatrixConfig(Strict):
@@ -361,7 +361,8 @@ class PortsConfig(Strict):
 
 class NetworkConfig(Strict):
     name: Annotated[StrictStr, matching(
-        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}",
+        "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
     )] = "llm"
 
 
@@ -377,7 +378,7 @@ class CloudFallback(Strict):
     name: ModelId
     model: ProviderModel = Field(description="LiteLLM provider/model, e.g. openai/gpt-4o-mini")
     api_key_secret: Annotated[StrictStr, matching(
-        r"[a-z][a-z0-9_]{0,63}", "lowercase letters, digits and '_', starting with a letter (e.g. openai_api_key)"
+        r"[a-z][a-z0-9_]{0,63}", "use lowercase letters, digits and '_', starting with a letter (e.g. openai_api_key)"
     )]
     api_base: HttpUrl | None = None
     """Credentials in it are refused: LiteLLM's config file is readable in its container; use api_key_secret."""

@@ -63,40 +63,30 @@ def _bounded(value: str, limit: int) -> None:
         raise ValueError(f"{value[:40]!r}... is {len(value)} characters long; the limit is {limit}")
 
 
-def _check_name(value: str) -> str:
-    if not NAME_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid name: use {NAME_RULE}")
-    return value
-
-
-Name = Annotated[StrictStr, AfterValidator(_check_name)]
-"""Model ids, aliases, group ids, the embedding name, fallback names: one namespace in llama-swap and LiteLLM.
-
-Names such as `1e3`, `0o17`, `true` or `null` are valid; the renderers quote them so they stay strings."""
-
-
-def matching(pattern: str, rule: str) -> AfterValidator:
-    """A token checked against `pattern` (whole string); the refusal says `rule` instead of the regex."""
+def matching(pattern: str | re.Pattern[str], fix: str, kind: str = "valid here") -> AfterValidator:
+    """A token checked against `pattern` (whole string); the refusal says what the value is not (`kind`) and the
+    fix, instead of the regex."""
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not valid here: use {rule}")
+            raise ValueError(f"{value!r} is not {kind}: {fix}")
         return value
 
     return AfterValidator(check)
 
 
-_CATALOG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_]{1,16})?")
+Name = Annotated[StrictStr, matching(NAME_RE, f"use {NAME_RULE}", "a valid name")]
+"""Model ids, aliases, group ids, the embedding name, fallback names: one namespace in llama-swap and LiteLLM.
+
+Names such as `1e3`, `0o17`, `true` or `null` are valid; the renderers quote them so they stay strings."""
+
+CatalogRef = Annotated[StrictStr, matching(
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_]{1,16})?", "give key or key/QUANT, e.g. qwen2.5-7b/Q4_K_M",
+    "a catalog key")]
 
 
-def _check_catalog(value: str) -> str:
-    if not _CATALOG_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a catalog key: give key or key/QUANT, e.g. qwen2.5-7b/Q4_K_M")
-    return value
 
-
-CatalogRef = Annotated[StrictStr, AfterValidator(_check_catalog)]
 
 
 def _path_limits(value: str) -> None:
@@ -227,16 +217,8 @@ def _check_url(value: str) -> str:
 HttpUrl = Annotated[StrictStr, AfterValidator(_check_url)]
 """An http(s) base URL without credentials (LiteLLM `api_base`): its file is readable in the container."""
 
-_PROVIDER_MODEL_RE = re.compile(r"[a-z0-9_-]+/[!-~]{1,255}")
-
-
-def _check_provider_model(value: str) -> str:
-    if not _PROVIDER_MODEL_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a LiteLLM model: give provider/model, e.g. openai/gpt-4o-mini")
-    return value
-
-
-ProviderModel = Annotated[StrictStr, AfterValidator(_check_provider_model)]
+ProviderModel = Annotated[StrictStr, matching(
+    r"[a-z0-9_-]+/[!-~]{1,255}", "give provider/model, e.g. openai/gpt-4o-mini", "a LiteLLM model")]
 
 
 _GO_TYPES = {
