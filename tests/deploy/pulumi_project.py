@@ -30,7 +30,9 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
+from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
+from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "local-llm-stack"
@@ -228,3 +230,15 @@ class PulumiFailed(AssertionError):
     def __init__(self, verb: str, output: str, error: str) -> None:
         self.verb, self.output, self.error = verb, output, error
         super().__init__(f"pulumi {verb} failed:\n{output[-6000:]}\n{error[-6000:]}")
+
+
+def smoke_on_outputs(project: PulumiProject, tmp: Path, secrets: Mapping[str, str], label: str) -> SmokeRun:
+    """`pulumi stack output --json`, then the smoke suite on it with the deployment's keys in the environment;
+    asserts that it passed and returns the run."""
+    targets = project.outputs_json(tmp / f"outputs-{label}.json")
+    env = {"LLAMA_SWAP_API_KEY": secrets["api_key"], "LITELLM_MASTER_KEY": secrets["litellm_master_key"]}
+    # Random weights never open a tool call by themselves: the forced tool-call check gets a logit bias.
+    bias = json.dumps({"chat": gm.tool_call_bias(gm.chat_model()[1])})
+    run = run_smoke_suite(targets, tmp / f"smoke-{label}.xml", env, f"--tool-call-logit-bias={bias}")
+    assert run.rc == 0 and not run.failed, f"smoke suite ({label}) failed:\n{run.output[-8000:]}"
+    return run

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from stack.container_specs import EMBEDDINGS, LLAMA_SWAP
-from tests.deploy.pulumi_project import PulumiFailed, PulumiProject
+from tests.deploy.pulumi_project import PulumiFailed, PulumiProject, smoke_on_outputs
 from tests.docker import support
 from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
@@ -40,7 +40,6 @@ from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
 from tests.harness.loopback import free_ports, random_key
-from tests.harness.smoke_runner import run_smoke_suite
 
 pytestmark = [pytest.mark.docker, pytest.mark.deploy]
 
@@ -76,11 +75,7 @@ class Session:
         return sum(e.body_bytes for e in self.mirror.log() if e.uri.startswith(("/blobs/", "/files/")))
 
     def smoke(self, label: str) -> None:
-        targets = self.project.outputs_json(self.tmp / f"outputs-{label}.json")
-        env = {"LLAMA_SWAP_API_KEY": self.secrets["api_key"], "LITELLM_MASTER_KEY": self.secrets["litellm_master_key"]}
-        bias = json.dumps({"chat": gm.tool_call_bias(gm.chat_model()[1])})
-        run = run_smoke_suite(targets, self.tmp / f"smoke-{label}.xml", env, f"--tool-call-logit-bias={bias}")
-        assert run.rc == 0 and not run.failed, f"smoke suite ({label}) failed:\n{run.output[-8000:]}"
+        smoke_on_outputs(self.project, self.tmp, self.secrets, label)
 
 
 def python_image(local_images: dict[str, str]) -> str:

@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
-from tests.deploy.pulumi_project import REPO, PulumiFailed, PulumiProject
+from tests.deploy.pulumi_project import REPO, PulumiFailed, PulumiProject, smoke_on_outputs
 from tests.docker import support
 from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
@@ -50,7 +50,6 @@ from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.loopback import free_ports, random_key
-from tests.harness.smoke_runner import run_smoke_suite
 from tests.smoke.client import Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.deploy]
@@ -77,12 +76,7 @@ class Deployed:
 
     def smoke(self, label: str) -> None:
         """`pulumi stack output --json`, then the smoke suite on it, with the deployment's keys in the environment."""
-        targets = self.project.outputs_json(self.tmp / f"outputs-{label}.json")
-        env = {"LLAMA_SWAP_API_KEY": self.secrets["api_key"], "LITELLM_MASTER_KEY": self.secrets["litellm_master_key"]}
-        # Random weights never open a tool call by themselves: the forced tool-call check gets a logit bias.
-        bias = json.dumps({"chat": gm.tool_call_bias(gm.chat_model()[1])})
-        run = run_smoke_suite(targets, self.tmp / f"smoke-{label}.xml", env, f"--tool-call-logit-bias={bias}")
-        assert run.rc == 0 and not run.failed, f"smoke suite ({label}) failed:\n{run.output[-8000:]}"
+        run = smoke_on_outputs(self.project, self.tmp, self.secrets, label)
         assert len(run.passed) >= 10, run.output[-3000:]
 
 
