@@ -1,0 +1,156 @@
+"""Everything the product emits for every stack file in the repo, written to one directory for a before/after diff.
+
+For a refactor that must not change behaviour: run it on the old commit and on the new one, then
+`diff -r before after`. Per stack file it records `plan --json`, `plan` text, `compose` and `compose --cpu` (the
+compose file, the files beside it, the outputs JSON, stdout/stderr and exit codes), and the resource graph the
+Pulumi program registers under mocks (type, name, parent, dependencies, inputs, options; sorted, since registrations race) with its exports.
+
+    python scripts/behaviour_snapshot.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf.json_format import MessageToDict
+from pulumi.runtime.mocks import MockMonitor
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ["LLS_OFFLINE"] = "1"
+os.environ.pop("LLS_TRACEBACK", None)
+
+
+def stack_files() -> list[Path]:
+    return sorted(REPO.glob("Pulumi.*.yaml")) + sorted((REPO / "tests/hostile/stacks").glob("*.yaml"))
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    from stack.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.exports: dict[str, Any] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = f"sha256:mock-{args.inputs['name']}"
+        if args.typ.endswith(":ModelDownload"):
+            digests = [p.get("sha256") or f"{p['local']}-digest" for p in args.inputs["parts"]]
+            outputs |= {"ok": True, "error": "", "sha256": digests, "downloaded_bytes": 0,
+                        "actions": ["downloaded"] * len(digests)}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class _Monitor(MockMonitor):
+    def __init__(self, mocks: _Mocks) -> None:
+        super().__init__(mocks)
+        self.requests: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        doc = MessageToDict(request, preserving_proto_field_name=True)
+        doc.get("object", {}).pop("__provider", None)  # a pickled class: its bytes name the module path
+        doc.pop("sourcePosition", None)
+        doc.pop("source_position", None)
+        self.requests.append(doc)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def _program_graph(path: Path) -> dict[str, Any]:
+    mocks = _Mocks()
+    monitor = _Monitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="local-llm-stack", stack="snap", preview=False, monitor=monitor)
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
+    values: dict[str, str] = {}
+    secret_keys = []
+    for key, value in entries.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key] = f"sk-dummy-{key}"
+            secret_keys.append(key)
+        else:
+            values[key] = value if isinstance(value, str) else json.dumps(value)
+    pulumi.runtime.set_all_config(values, secret_keys)
+    exported: dict[str, Any] = {}
+    real_export = pulumi.export
+
+    def export(name: str, value: Any) -> None:
+        pulumi.Output.from_input(value).apply(lambda v: exported.__setitem__(name, v))
+
+    module = importlib.import_module(os.environ.get("SNAPSHOT_PROGRAM", "stack.program"))
+    pulumi.export = export  # type: ignore[assignment]
+    error = ""
+    try:
+        pulumi.runtime.test(module.main)()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # the refusal text is part of the behaviour
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        pulumi.export = real_export
+    resources = sorted(monitor.requests, key=lambda r: (r.get("type", ""), r.get("name", "")))
+    return {"error": error, "resources": resources, "exports": exported}
+
+
+def snapshot(path: Path, out: Path) -> None:
+    out.mkdir(parents=True)
+    config = str(path)
+    codes = []
+    for name, argv in {"plan_json": ["plan", "--json", "--config", config, "--offline"],
+                       "plan_text": ["plan", "--config", config, "--offline"]}.items():
+        code, stdout, stderr = _cli(argv)
+        codes.append(code)
+        (out / f"{name}.txt").write_text(f"exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}", encoding="utf-8")
+    if codes[0] == 1:
+        return  # refused by the loader; compose refuses it the same way and the Pulumi CLI never runs the program
+    for name, extra in {"compose": [], "compose_cpu": ["--cpu"]}.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            code, stdout, stderr = _cli(["compose", "--config", config, "--offline",
+                                         "--out", f"{tmp}/docker-compose.yml", *extra])
+            files = _tree(Path(tmp))
+        text = f"exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}".replace(tmp, "<out>")
+        (out / f"{name}.txt").write_text(text, encoding="utf-8")
+        for rel, content in files.items():
+            target = out / f"{name}.files" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+    graph = _program_graph(path)
+    (out / "pulumi_graph.json").write_text(json.dumps(graph, indent=1, sort_keys=True, default=str) + "\n",
+                                           encoding="utf-8")
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=False)
+    for path in stack_files():
+        snapshot(path, out / path.name.removesuffix(".yaml"))
+    print(f"{len(stack_files())} stack files -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
