@@ -79,6 +79,9 @@ class _Monitor(MockMonitor):
         doc.get("object", {}).pop("__provider", None)  # a pickled class: its bytes name the module path
         doc.pop("sourcePosition", None)
         doc.pop("source_position", None)
+        doc["dependencies"] = sorted(doc.get("dependencies", []))
+        for deps in doc.get("propertyDependencies", {}).values():
+            deps["urns"] = sorted(deps.get("urns", []))
         self.requests.append(doc)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
