@@ -1,5 +1,5 @@
-"""Pulumi entry point; the program lives in `stack.program` so it can be imported and tested."""
+"""Pulumi entry point; the program lives in `stack.targets.pulumi.program` so it can be imported and tested."""
 
-from stack.program import main
+from stack.targets.pulumi.program import main
 
 main()

@@ -1,9 +1,10 @@
 """What llama-server allocates on a real CUDA GPU for the sizing panel, written as one JSON file.
 
 CI and the development machines have no GPU, so the CPU panel (bench/sizing_benchmark.py) calibrates the
-compute rules and the CUDA figures of stack/compute_buffer.py and models/gpu_profiles.py still rest on public
+compute rules and the CUDA figures of stack/sizing/compute_buffer.py and models/gpu_profiles.py still rest on public
 logs. This script is the measurement to run where a GPU is: build the pinned server with `bench/cuda_build.sh`,
-then run it; the JSON keeps each full log, so the comparison with `stack.sizing` can be made on any machine.
+then run it; the JSON keeps each full log, so the comparison with `stack.sizing.process_size` can be made on any
+machine.
 
 Each case starts llama-server with the argv the stack renders for a GPU profile (`-ngl 999 --fit off`, the
 panel's settings, `-lv 4` for the buffer lines), waits for /health, reads the GPU memory the process holds,
@@ -42,8 +43,8 @@ from bench.sizing_panel import (
     stop_process_group,
 )
 from models.config import EmbeddingConfig, ModelConfig
-from stack.render_paths import RenderPaths
-from stack.server_args import PORT_MACRO, embedding_argv, model_argv
+from stack.render.paths import RenderPaths
+from stack.render.server_args import PORT_MACRO, embedding_argv, model_argv
 from tests.harness.llama_server import LOOPBACK, free_port
 
 GPU_LAYERS = 999

@@ -6,7 +6,7 @@ same directory (tmpfs by default, so the disk does not set the pace), several ti
 
 * curl: `curl -s -o FILE URL` (no verification);
 * curl + sha256sum: `curl -s -o FILE URL && sha256sum FILE`, what a careful user runs;
-* fetch (Fetcher): the in-process transfer of `stack.fetch.Fetcher` (stream, sha256 while streaming, GGUF check,
+* fetch (Fetcher): the in-process transfer of `stack.fetch.fetcher.Fetcher` (stream, sha256 while streaming, GGUF check,
   fsync, rename);
 * fetch (CLI): `python -m stack fetch` end to end: interpreter start, config, plan (remote header), download.
 
@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stack.fetch import Fetcher, Progress
-from stack.gguf_header import file_problem
-from stack.http_client import HttpClient
-from stack.remote_part import RemotePart
+from stack.fetch.fetcher import Fetcher, Progress
+from stack.fetch.http_client import HttpClient
+from stack.fetch.remote_part import RemotePart
+from stack.gguf.header import file_problem
 from tests.fixtures.gguf_models import LLAMA32_1B_SPEC, production_shape_model
 from tests.harness.hf_mirror import HubFile, running_mirror, sha256_of
 from tests.unit.helpers import REPO, write_stack_file

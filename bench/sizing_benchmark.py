@@ -5,7 +5,7 @@ several settings each) it starts the pinned llama-server b11434 on 127.0.0.1 wit
 renders and reads what llama.cpp allocates (weights, KV + recurrent state, compute buffer), then puts
 beside it:
 
-* ours: `stack.sizing.size_process` on the `cpu` profile (the same code the sizing gate runs);
+* ours: `stack.sizing.process_size.size_process` on the `cpu` profile (the same code the sizing gate runs);
 * gguf-parser: gpustack/gguf-parser-go v0.28.1 `EstimateLLaMACppRun` with the same settings
   (bench/gguf_parser_estimate, built here with `go build` into a cache directory);
 * naive: KV = n_layer * 2 * n_embd * ctx * 2 bytes, weights = GGUF file size.
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.sizing_panel import PINNED_BUILD, Case, Measured, layouts, measure, panel, production_panel
-from stack.compute_buffer import calibration_for
-from stack.sizing import ProcessSize
+from stack.sizing.compute_buffer import calibration_for
+from stack.sizing.process_size import ProcessSize
 from stack.units import MIB
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -226,7 +226,7 @@ def render(rows: list[Row], seconds: float, with_parser: bool, production: list[
         "* **KV+RS**: all `KV buffer` lines plus the recurrent `RS buffer` (K-only MLA, SWA, shared and",
         "  per-layer caches included).",
         "* **compute**: `sched_reserve: CPU compute buffer size`. A CUDA buffer differs (host inputs, kernel",
-        "  scratch); the b11434 compute rules in stack/compute_buffer.py were calibrated against these rows.",
+        "  scratch); the b11434 compute rules in stack/sizing/compute_buffer.py were calibrated against these rows.",
         f"* **gguf-parser**: gpustack/gguf-parser-go {GGUF_PARSER_VERSION} `EstimateLLaMACppRun` with -c/-np/-ub/-b/"
         "-fa/-ctk/-ctv/--swa-full, offload 0; each",
         "  column summed over its devices (it always assumes a GPU, so part of its compute sits on device 1);",
@@ -333,9 +333,9 @@ NOTES = (
 def reference_rows() -> list[tuple[str, str, int, str, float, float]]:
     """The reference document's measured CUDA data points, sized like tests/unit/test_sizing_reference.py."""
     from models import ArchConfig, GpuConfig, ModelConfig
-    from stack.arch_sources import arch_from_config
-    from stack.catalog import lookup
-    from stack.sizing import size_process
+    from stack.arch.catalog import lookup
+    from stack.arch.resolve import arch_from_config
+    from stack.sizing.process_size import size_process
 
     gpu = GpuConfig(profile="rtx-5080")
 

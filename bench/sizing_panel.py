@@ -1,9 +1,9 @@
 """A panel of real-architecture GGUF fixtures (one per KV layout) and llama-server settings, with
-what the real llama-server reports for each and what `stack.sizing` predicts.
+what the real llama-server reports for each and what `stack.sizing.process_size` predicts.
 
 Shared by `tests/integration/test_sizing_vs_llama_server.py` (asserts agreement) and
 `bench/sizing_benchmark.py` (writes bench/RESULTS.md). Every server is started with the argv the
-stack renders (`stack.server_args.model_argv` / `embedding_argv` with local `RenderPaths`) plus
+stack renders (`stack.render.server_args.model_argv` / `embedding_argv` with local `RenderPaths`) plus
 `-lv 4` (buffer lines) and `-t 2`, on 127.0.0.1, CPU only (`-ngl 0`, `--fit off`).
 """
 
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.config import EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
-from stack.arch import ModelArch
-from stack.arch_gguf import arch_from_header
-from stack.compute_buffer import Calibration, calibration_for
-from stack.gguf_header import GgufHeader, read_header_file
-from stack.render_paths import RenderPaths
-from stack.server_args import PORT_MACRO, embedding_argv, model_argv
-from stack.sizing import ProcessSize, size_process
+from stack.arch.gguf_rules import arch_from_header
+from stack.arch.model import ModelArch
+from stack.gguf.header import GgufHeader, read_header_file
+from stack.render.paths import RenderPaths
+from stack.render.server_args import PORT_MACRO, embedding_argv, model_argv
+from stack.sizing.compute_buffer import Calibration, calibration_for
+from stack.sizing.process_size import ProcessSize, size_process
 from stack.units import MIB
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries

@@ -57,7 +57,7 @@ MAX_MIB = 1 << 20
 """1 TiB: no GPU or model file comes near it; larger figures are typos (`1e23`) that would swamp the gate."""
 ARCH_LIMITS = {"n_layer": 512, "n_embd": 1 << 17, "n_head": 1 << 12, "head_dim": 1 << 14, "n_ff": 1 << 20,
                "n_vocab": 1 << 21, "n_ctx": 1 << 26}
-"""The GGUF reader's bounds (stack/arch_gguf.py), for hyperparameters given as an `arch` block: llama.cpp's own
+"""The GGUF reader's bounds (stack/arch/gguf_rules.py), for hyperparameters given as an `arch` block: llama.cpp's own
 limit on layers, the rest several times the largest released model's, so only a typo reaches them (n_layer 1e8
 would be sized layer by layer for minutes)."""
 MAX_TTL_S = 365 * 24 * 3600

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 from pydantic_core import PydanticCustomError
 
 from models.values import HttpUrl
-from stack.remote_part import RemotePart, is_loopback_host
+from stack.fetch.remote_part import RemotePart, is_loopback_host
 
 if TYPE_CHECKING:
     from models.config import StackConfig

@@ -4,7 +4,8 @@ URLs, and the Docker provider's ssh settings.
 Every value ends up in text another program parses: llama-swap's YAML (which expands `${...}` across the whole
 file and splits `cmd` like a POSIX shell), docker-compose's YAML (which interpolates `$`), LiteLLM's YAML, an ssh
 command line, the `plan` report. A value accepted here means the same thing in each of them; the renderers still
-quote and escape (`stack/yaml_render.py`, `stack/compose.py`), so neither layer relies on the other alone.
+quote and escape (`stack/render/yaml_text.py`, `stack/targets/compose/compose_file.py`), so neither layer relies on the
+other alone.
 Each refusal says what to change.
 """
 

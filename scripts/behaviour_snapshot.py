@@ -3,7 +3,8 @@
 For a refactor that must not change behaviour: run it on the old commit and on the new one, then
 `diff -r before after`. Per stack file it records `plan --json`, `plan` text, `compose` and `compose --cpu` (the
 compose file, the files beside it, the outputs JSON, stdout/stderr and exit codes), and the resource graph the
-Pulumi program registers under mocks (type, name, parent, dependencies, inputs, options; sorted, since registrations race) with its exports.
+Pulumi program registers under mocks (type, name, parent, dependencies, inputs, options; sorted, since registrations
+race) with its exports.
 
     python scripts/behaviour_snapshot.py OUT_DIR
 """
@@ -77,13 +78,21 @@ class _Monitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         doc = MessageToDict(request, preserving_proto_field_name=True)
         doc.get("object", {}).pop("__provider", None)  # a pickled class: its bytes name the module path
-        doc.pop("sourcePosition", None)
-        doc.pop("source_position", None)
+        for where in ("sourcePosition", "source_position", "stackTrace", "stack_trace"):
+            doc.pop(where, None)  # source locations, not behaviour
         doc["dependencies"] = sorted(doc.get("dependencies", []))
         for deps in doc.get("propertyDependencies", {}).values():
             deps["urns"] = sorted(deps.get("urns", []))
         self.requests.append(doc)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def _program_module() -> Any:
+    """The Pulumi program's module, where it lives now or where it lived before `stack/` had packages."""
+    for name in ("stack.targets.pulumi.program", "stack.program"):
+        with contextlib.suppress(ModuleNotFoundError):
+            return importlib.import_module(name)
+    raise ModuleNotFoundError("the Pulumi program module")
 
 
 def _program_graph(path: Path) -> dict[str, Any]:
@@ -106,22 +115,22 @@ def _program_graph(path: Path) -> dict[str, Any]:
     def export(name: str, value: Any) -> None:
         pulumi.Output.from_input(value).apply(lambda v: exported.__setitem__(name, v))
 
-    module = importlib.import_module(os.environ.get("SNAPSHOT_PROGRAM", "stack.program"))
-    pulumi.export = export  # type: ignore[assignment]
+    module = _program_module()
+    setattr(pulumi, "export", export)  # noqa: B010 (patched for the run, restored below)
     error = ""
     try:
         pulumi.runtime.test(module.main)()  # type: ignore[no-untyped-call]
     except Exception as exc:  # the refusal text is part of the behaviour
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        pulumi.export = real_export
+        setattr(pulumi, "export", real_export)  # noqa: B010
     resources = sorted(monitor.requests, key=lambda r: (r.get("type", ""), r.get("name", "")))
     return {"error": error, "resources": resources, "exports": exported}
 
 
 def snapshot(path: Path, out: Path) -> None:
     out.mkdir(parents=True)
-    config = str(path)
+    config = str(path.relative_to(REPO))
     codes = []
     for name, argv in {"plan_json": ["plan", "--json", "--config", config, "--offline"],
                        "plan_text": ["plan", "--config", config, "--offline"]}.items():
@@ -147,7 +156,8 @@ def snapshot(path: Path, out: Path) -> None:
 
 
 def main() -> int:
-    out = Path(sys.argv[1])
+    out = Path(sys.argv[1]).resolve()
+    os.chdir(REPO)
     out.mkdir(parents=True, exist_ok=False)
     for path in stack_files():
         snapshot(path, out / path.name.removesuffix(".yaml"))

@@ -23,19 +23,18 @@ from typing import NoReturn
 from models.load import ConfigError, StackFile, load_stack_file
 from models.sources import sourced_parts
 from models.values import control_chars
-from stack.compose import compose_outputs, files_stem, render_compose, with_cpu_profile
-from stack.container_specs import build_container_specs, network_spec
+from stack.deployment import build_deployment
 from stack.errors import EXIT_INTERNAL, internal_error_message, show_traceback
-from stack.fetch import Fetcher, Progress, fetch_all, hf_token
-from stack.gguf_header import file_problem
-from stack.header_sources import HeaderSource, header_source_for
-from stack.http_client import DEFAULT_TIMEOUT_S, HttpClient, origin
-from stack.plan import Plan, build_plan
-from stack.remote_headers import with_sources
-from stack.render_paths import CONTAINER_PATHS
+from stack.fetch.fetcher import Fetcher, Progress, fetch_all, hf_token
+from stack.fetch.http_client import DEFAULT_TIMEOUT_S, HttpClient, origin
+from stack.gguf.header import file_problem
+from stack.gguf.remote import with_sources
+from stack.gguf.sources import HeaderSource, header_source_for
 from stack.report import files_summary, render_files_text, render_text
+from stack.sizing.plan import Plan, build_plan
 from stack.sources_report import downloads_json, file_rows
 from stack.sources_report import render_files_text as render_sources_text
+from stack.targets.compose.compose_file import files_stem, render_compose, with_cpu_profile
 
 EXIT_OK, EXIT_INVALID, EXIT_DOES_NOT_FIT = 0, 1, 2
 COMMAND_LINE = "(command line)"
@@ -170,19 +169,19 @@ def run_plan(config: str, as_json: bool, models_dir: str | None, offline: bool =
         else:
             _print_invalid(config, exc)
         return EXIT_INVALID
-    specs = build_container_specs(plan.config, CONTAINER_PATHS, api_key_enabled="api_key" in stack_file.secret_keys)
+    deployment = build_deployment(plan, stack_file.secret_keys)
     rows = file_rows(plan.config, plan, headers)
     downloads = downloads_json(rows, headers)
     if as_json:
         print(json.dumps({"valid": True, **plan.to_json(), "files": [r.to_json() for r in rows],
-                          "downloads": downloads, "containers": files_summary(specs)}, indent=2))
+                          "downloads": downloads, "containers": files_summary(deployment)}, indent=2))
     else:
         print(render_text(plan), end="")
         print()
         for line in render_sources_text(rows, downloads).splitlines():
             print(printable(line))
         print()
-        print(render_files_text(specs), end="")
+        print(render_files_text(deployment), end="")
     return EXIT_OK if plan.fits else EXIT_DOES_NOT_FIT
 
 
@@ -236,17 +235,16 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offlin
         print(f"{config}: does not fit; nothing written", file=sys.stderr)
         return EXIT_DOES_NOT_FIT
     out_path = Path(out)
-    api_key_enabled = "api_key" in stack_file.secret_keys
     try:
-        specs = build_container_specs(plan.config, CONTAINER_PATHS, api_key_enabled=api_key_enabled)
+        deployment = build_deployment(plan, stack_file.secret_keys)
         result = render_compose(
-            specs, network_spec(plan.config), out_path.name,
+            deployment, out_path.name,
             header=f"Stack file: {config}" + (" with --cpu (gpu.profile: cpu)" if cpu else ""),
         )
     except ValueError as exc:
         print(f"{config}: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    outputs = compose_outputs(plan, api_key_enabled=api_key_enabled)
+    outputs = deployment.outputs(deployment.container_names)
     outputs_path = out_path.with_name(f"{files_stem(out_path.name)}.outputs.json")
     files = {out_path.parent / rel: content for rel, content in result.files.items()}
     files[outputs_path] = json.dumps(outputs, indent=2) + "\n"
@@ -259,7 +257,7 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offlin
         print(printable(f"--out: cannot write {where}: {reason}; nothing written; choose a writable path"),
               file=sys.stderr)
         return EXIT_INVALID
-    services = ", ".join(spec.service for spec in specs)
+    services = ", ".join(svc.key for svc in deployment.services)
     print(f"wrote {out_path}: services {services} on network {plan.config.network.name}; "
           f"{len(result.files)} config file(s) under {out_path.parent / result.files_dir}")
     print(f"wrote {outputs_path}: the stack outputs, for `pytest tests/smoke --targets={outputs_path}`")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Sequence
 from typing import Any
 
 from models.values import control_chars
-from stack.container_specs import ContainerSpec
-from stack.litellm_config import LITELLM_MASTER_KEY_ENV
-from stack.plan import Plan
+from stack.deployment import Deployment
+from stack.sizing.plan import Plan
 from stack.units import MIB
 
 BAR_WIDTH = 40
@@ -96,48 +94,35 @@ def render_text(plan: Plan) -> str:
     return _lines(lines)
 
 
-def _key_required(spec: ContainerSpec) -> str:
-    """The key a client must send to this container: LiteLLM's master key, the `api_key` secret, or none."""
-    if LITELLM_MASTER_KEY_ENV in spec.secret_env:
-        return "litellm_master_key"
-    return "api_key" if spec.secret_env else "none"
-
-
-def exposure(spec: ContainerSpec) -> list[dict[str, Any]]:
-    """Every published port: where it listens, whether that is loopback only, and which key guards it."""
-    return [
-        {
-            "address": p.host_ip,
-            "port": p.external,
-            "loopback_only": ipaddress.ip_address(p.host_ip).is_loopback,
-            "key": _key_required(spec),
-        }
-        for p in spec.ports
-    ]
-
-
-def files_summary(specs: Sequence[ContainerSpec]) -> list[dict[str, Any]]:
-    """What each container would get: image, published ports and their exposure, GPU, and its uploaded files."""
-    return [
-        {
+def files_summary(deployment: Deployment) -> list[dict[str, Any]]:
+    """What each container would get: image, published ports and their exposure (where it listens, whether that is
+    loopback only, which key guards it), GPU, and its uploaded files."""
+    out = []
+    for svc in deployment.services:
+        spec = svc.spec
+        out.append({
             "container": spec.name,
             "image": spec.image,
             "gpu": spec.gpu,
             "ports": [f"{p.host_ip}:{p.external}->{p.internal}" for p in spec.ports],
-            "exposure": exposure(spec),
+            "exposure": [{
+                "address": svc.exposure.address,
+                "port": svc.exposure.port,
+                "loopback_only": ipaddress.ip_address(svc.exposure.address).is_loopback,
+                "key": svc.exposure.key or "none",
+            }],
             "files": [
                 {"path": u.path, "bytes": len(u.content.encode()),
                  "sha256": hashlib.sha256(u.content.encode()).hexdigest()}
                 for u in spec.uploads
             ],
-        }
-        for spec in specs
-    ]
+        })
+    return out
 
 
-def render_files_text(specs: Sequence[ContainerSpec]) -> str:
+def render_files_text(deployment: Deployment) -> str:
     lines = ["Containers and rendered files:"]
-    for entry in files_summary(specs):
+    for entry in files_summary(deployment):
         gpu = "GPU" if entry["gpu"] else "no GPU"
         lines.append(f"  {entry['container']}: {entry['image']} ({gpu}; {', '.join(entry['ports'])})")
         for e in entry["exposure"]:

@@ -13,10 +13,10 @@ from typing import Any
 
 from models.config import StackConfig
 from models.sources import DeclaredFile, ModelSource, declared_files, split_parts
-from stack.header_sources import HeaderSource
-from stack.http_client import redacted
-from stack.plan import Plan
-from stack.remote_headers import SourcedHeaders
+from stack.fetch.http_client import redacted
+from stack.gguf.remote import SourcedHeaders
+from stack.gguf.sources import HeaderSource
+from stack.sizing.plan import Plan
 from stack.units import MIB
 
 

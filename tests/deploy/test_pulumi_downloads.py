@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from stack.container_specs import EMBEDDINGS, LLAMA_SWAP
+from stack.render.containers import EMBEDDINGS, LLAMA_SWAP
 from tests.deploy.pulumi_project import PulumiFailed, PulumiProject, smoke_on_outputs
 from tests.docker import support
 from tests.docker.fixtures import image_of

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from models.sources import hf_url
-from stack.components.model_download import _download, run_job
-from stack.fetch import STATE_DIR
-from stack.header_sources import SshTarget
-from stack.remote_part import RemotePart
+from stack.fetch.fetcher import STATE_DIR
+from stack.fetch.remote_part import RemotePart
+from stack.gguf.sources import SshTarget
+from stack.targets.pulumi.model_download import _download, run_job
 from tests.deploy.test_pulumi_downloads import python_image
 from tests.docker import support
 from tests.fixtures import gguf_models as gm

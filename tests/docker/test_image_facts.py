@@ -3,7 +3,7 @@
 No registry is reachable, so the stack's containers run on local CPU images built by scripts/docker/build-images.sh.
 These tests pin what those images reproduce: paths, entrypoints, commands, env, user, healthcheck, ports. If an
 upstream fact changes, docker/IMAGES.md, the Dockerfiles under docker/ and the expectations below change together;
-if the stack's own assumptions drift (stack.render_paths, stack.container_specs), the last tests fail.
+if the stack's own assumptions drift (stack.render.paths, stack.render.containers), the last tests fail.
 
 Containers run with `--network none`: nothing leaves the machine, and the checks talk to each service over the
 container's own loopback (`docker exec`). One exception, the llama-swap serving test: its port is published on
@@ -403,9 +403,9 @@ SERVICE_CONTAINERS = {"llama-swap": "llama_swap_container", "embeddings": "llama
 def test_stack_specs_programs_and_healthchecks_work_in_the_local_images(
     request: pytest.FixtureRequest, service: str
 ) -> None:
-    """What stack.container_specs declares (entrypoint binary, upload directory, healthcheck command) works in
+    """What stack.render.containers declares (entrypoint binary, upload directory, healthcheck command) works in
     the image that stands in for the spec's upstream image; the healthcheck runs in a live container of it."""
-    from stack.container_specs import build_container_specs
+    from stack.render.containers import build_container_specs
     from tests.unit.render_samples import config
 
     specs = {s.service: s for s in build_container_specs(config())}

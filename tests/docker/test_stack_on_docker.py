@@ -1,7 +1,8 @@
 """The stack's declared containers on a real Docker engine, brought up from `python -m stack compose` output.
 
 `python -m stack compose --cpu` turns the same `ContainerSpec`s the Pulumi components consume into a compose file
-(`stack.compose.compose_service`, the counterpart of `container_args`); Debian's `docker-compose` 1.29 runs that
+(`stack.targets.compose.compose_file.compose_service`, the counterpart of `container_args`); Debian's `docker-compose`
+1.29 runs that
 file whole, as exported, on the local images (docker/IMAGES.md): llama-swap v250 (built from source by
 scripts/install-tools.sh) starting the pinned llama-server for each model, the always-on embedding server (the real
 all-MiniLM-L6-v2) and LiteLLM with a master key, the `api_key` secret set so every service requires a key. The
@@ -48,7 +49,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP
+from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from tests.docker import support
 from tests.docker.compose_project import ComposeProject
 from tests.docker.fixtures import image_of

@@ -1,8 +1,8 @@
 """A loopback deployment of a stack: the rendered configs run by the real programs on 127.0.0.1.
 
-What runs is what the containers would run. The config to render is `stack.plan.build_plan`'s (with
+What runs is what the containers would run. The config to render is `stack.sizing.plan.build_plan`'s (with
 `groups: auto` it carries the matrix), with free loopback ports put into `ports` and `llama_swap.start_port`;
-the files, argv and environments come from `stack.container_specs` rendered with local `RenderPaths`
+the files, argv and environments come from `stack.render.containers` rendered with local `RenderPaths`
 (the real `llama-swap` and `llama-server` binaries, the fixture models directory, 127.0.0.1), so nothing is
 string-patched:
 
@@ -24,7 +24,8 @@ test process dies without reaching `stop()` (killed by a CI timeout), and llama-
 so no server outlives a run.
 
 The deployment writes a targets JSON with what `pulumi stack output --json` prints for the same stack
-(`stack.compose.compose_outputs`, without container names: nothing runs in a container), which `tests/smoke` reads.
+(`stack.targets.compose.compose_file.compose_outputs`, without container names: nothing runs in a container), which
+`tests/smoke` reads.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -46,11 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from models.config import LlamaSwapConfig, PortsConfig, StackConfig
-from stack.compose import compose_outputs
-from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP, ContainerSpec, build_container_specs
-from stack.header_sources import LocalHeaders
-from stack.plan import Plan, build_plan
-from stack.render_paths import RenderPaths
+from stack.deployment import build_deployment
+from stack.gguf.sources import LocalHeaders
+from stack.render.containers import LITELLM, ContainerSpec
+from stack.render.paths import RenderPaths
+from stack.sizing.plan import Plan, build_plan
 from tests.harness import binaries
 from tests.harness.llama_server import LOOPBACK, http_request
 
@@ -64,15 +66,6 @@ class LoopbackError(RuntimeError):
 def random_key() -> str:
     """A key LiteLLM accepts as strong (`sk-` + 48 hex digits), never a published example key."""
     return "sk-" + secrets.token_hex(24)
-
-
-def secrets_for(cfg: StackConfig, *, api_key: bool) -> dict[str, str]:
-    """Random values for every secret the containers of `cfg` read (config key → value)."""
-    out = {"api_key": random_key()} if api_key else {}
-    if cfg.litellm.enabled:
-        out["litellm_master_key"] = random_key()
-        out |= {key: random_key() for key in cfg.cloud_secret_keys()}
-    return out
 
 
 def _port_free(port: int, host: str = LOOPBACK) -> bool:
@@ -295,13 +288,19 @@ def wait_ready(process: Process, url: str, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def build_targets(
-    plan: Plan, *, api_key_enabled: bool, extra: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """`pulumi stack output --json` of this stack as deployed here: every endpoint, no containers."""
-    targets = {k: v for k, v in compose_outputs(plan, api_key_enabled=api_key_enabled).items()
-               if k != "container_names"}
-    return {**targets, **(extra or {})}
+def local_argv(spec: ContainerSpec) -> list[str]:
+    """The container's process as run here: llama-swap and llama-server have their binaries' paths in the
+    entrypoint already; LiteLLM's image starts `litellm` with the spec's command."""
+    prefix = [str(binaries.litellm())] if spec.service == LITELLM else []
+    return [*prefix, *spec.entrypoint, *spec.command]
+
+
+def ready_url(spec: ContainerSpec) -> str:
+    """The URL the container's healthcheck polls (on 127.0.0.1 and the port it listens on here)."""
+    found = re.search(r"http://127\.0\.0\.1:\d+[^'\s]*", " ".join(spec.healthcheck.test))
+    if found is None:
+        raise LoopbackError(f"{spec.service}: no URL in its healthcheck {spec.healthcheck.test}")
+    return found.group(0)
 
 
 @contextlib.contextmanager
@@ -325,44 +324,40 @@ def loopback_deployment(
     if not plan.fits:
         raise LoopbackError(f"the loopback stack does not fit: {plan.to_json()['scenarios']}")
     local = plan.config
-    values = secrets_for(local, api_key=api_key)
-    api_key_enabled = "api_key" in values
     paths = local_paths(local, workdir)
     if adjust_paths is not None:
         paths = adjust_paths(paths)
-    specs = {s.service: s for s in build_container_specs(local, paths, api_key_enabled=api_key_enabled)}
-    for spec in specs.values():
+    stack = build_deployment(plan, frozenset({"api_key"} if api_key else ()), paths)
+    values = {key: random_key() for key in stack.secret_keys}
+    for spec in stack.specs:
         for upload in spec.uploads:
             Path(upload.path).write_text(upload.content, encoding="utf-8")
 
     targets_path = workdir / "targets.json"
     deployment = LoopbackDeployment(
         plan=plan, paths=paths, workdir=workdir, secret_values=values,
-        targets=build_targets(plan, api_key_enabled=api_key_enabled, extra=extra_targets),
+        targets={**stack.outputs(container_names=None), **(extra_targets or {})},
         targets_path=targets_path,
     )
     base = _base_env()
+    timeouts = {LITELLM: litellm_timeout}
     try:
-        waits: list[tuple[Process, str, float]] = []
-        if EMBEDDINGS in specs:
-            emb = specs[EMBEDDINGS]
-            p = start_process(EMBEDDINGS, emb.entrypoint, {**base, **container_env(emb, values)},
-                              workdir / "embeddings.log", workdir)
-            deployment.processes.append(p)
-            waits.append((p, f"{paths.embedding_url}/health", ready_timeout))
-        swap = specs[LLAMA_SWAP]
-        p = start_process(LLAMA_SWAP, swap.entrypoint, {**base, **container_env(swap, values)},
-                          workdir / "llama-swap.log", workdir)
-        deployment.processes.append(p)
-        waits.append((p, f"http://{LOOPBACK}:{paths.llama_swap_port}/health", ready_timeout))
-        for p, url, timeout in waits:
-            wait_ready(p, url, timeout)
-        if LITELLM in specs:
-            lite = specs[LITELLM]
-            argv = [str(binaries.litellm()), *lite.entrypoint, *lite.command]
-            p = start_process(LITELLM, argv, {**base, **container_env(lite, values)}, workdir / "litellm.log", workdir)
-            deployment.processes.append(p)
-            wait_ready(p, f"http://{LOOPBACK}:{paths.litellm_port}/health/liveliness", litellm_timeout)
+        pending = list(stack.services)
+        started: set[str] = set()
+        while pending:
+            wave = [svc for svc in pending if set(svc.after) <= started]
+            if not wave:
+                raise LoopbackError(f"no service can start: {[(s.key, s.after) for s in pending]}")
+            waits = []
+            for svc in wave:
+                p = start_process(svc.key, local_argv(svc.spec), {**base, **container_env(svc.spec, values)},
+                                  workdir / f"{svc.key}.log", workdir)
+                deployment.processes.append(p)
+                waits.append((p, ready_url(svc.spec), timeouts.get(svc.key, ready_timeout)))
+            for p, url, timeout in waits:
+                wait_ready(p, url, timeout)
+            started |= {svc.key for svc in wave}
+            pending = [svc for svc in pending if svc.key not in started]
         deployment.write_targets(targets_path, deployment.targets)
         yield deployment
     finally:

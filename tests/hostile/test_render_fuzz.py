@@ -40,13 +40,13 @@ from hypothesis import strategies as st
 from models.config import StackConfig
 from models.load import ConfigError, parse_stack_config
 from models.values import NAME_RE, control_chars
-from stack.compose import render_compose, upload_source
-from stack.container_specs import build_container_specs, network_spec
-from stack.litellm_config import embedding_names, llama_swap_names, render_litellm_config
-from stack.llama_swap_config import LLAMA_SWAP_API_KEY_ENV, render_llama_swap_config
-from stack.plan import build_plan
-from stack.render_paths import CONTAINER_PATHS, RenderPaths
-from stack.server_args import PORT_MACRO, model_argv
+from stack.render.containers import build_container_specs, network_spec
+from stack.render.litellm import embedding_names, llama_swap_names, render_litellm_config
+from stack.render.llama_swap import LLAMA_SWAP_API_KEY_ENV, render_llama_swap_config
+from stack.render.paths import CONTAINER_PATHS, RenderPaths
+from stack.render.server_args import PORT_MACRO, model_argv
+from stack.sizing.plan import build_plan
+from stack.targets.compose.compose_file import render_compose, upload_source
 from tests.harness import binaries
 from tests.harness.llama_server import http_request
 from tests.integration.test_generated_configs import expected_listing, load_in_llama_swap

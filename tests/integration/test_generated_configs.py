@@ -10,7 +10,7 @@ exactly as the container does, `llama-swap -config <file> -listen 127.0.0.1:<por
 its environment (v250 has no validate flag; it loads the config without starting any model): every repo stack,
 the rich stack below and the render samples of the unit tests (`tests/unit/render_samples.py`), with and without
 the `api_key` secret. Its `/v1/models` must list exactly the model ids with their aliases and the embedding peer
-names the stack outputs promise (`stack.outputs.model_outputs`), and it must refuse requests without the key when
+names the stack outputs promise (`stack.render.outputs.model_outputs`), and it must refuse requests without the key when
 one is configured. Broken variants of a generated config must make it exit 1 with its own error message.
 """
 
@@ -31,12 +31,12 @@ import yaml
 
 from models.config import StackConfig
 from models.load import load_stack_file, parse_stack_config
-from stack.header_sources import LocalHeaders
-from stack.litellm_config import embedding_names, llama_swap_names, render_litellm_config
-from stack.llama_swap_config import LLAMA_SWAP_API_KEY_ENV, llama_swap_argv, render_llama_swap_config
-from stack.outputs import model_outputs
-from stack.plan import build_plan
-from stack.render_paths import RenderPaths
+from stack.gguf.sources import LocalHeaders
+from stack.render.litellm import embedding_names, llama_swap_names, render_litellm_config
+from stack.render.llama_swap import LLAMA_SWAP_API_KEY_ENV, llama_swap_argv, render_llama_swap_config
+from stack.render.outputs import model_outputs
+from stack.render.paths import RenderPaths
+from stack.sizing.plan import build_plan
 from tests.harness import binaries
 from tests.harness.llama_server import LOOPBACK, http_request
 from tests.harness.loopback import Process, free_ports, start_process

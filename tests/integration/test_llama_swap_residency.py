@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from models.config import StackConfig
-from stack.header_sources import LocalHeaders
-from stack.plan import build_plan
+from stack.gguf.sources import LocalHeaders
+from stack.sizing.plan import build_plan
 from stack.units import MIB
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.gguf_header import read_header_file
+from stack.gguf.header import read_header_file
 from tests.fixtures.gguf_models import chat_model, minilm_model
 from tests.harness import binaries
 from tests.harness.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of

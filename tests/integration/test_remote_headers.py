@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from gguf import GGUFWriter
 
-from stack.gguf_header import read_header_file
-from stack.header_sources import SshHeaders, SshTarget, header_source_for, ssh_target
+from stack.gguf.header import read_header_file
+from stack.gguf.sources import SshHeaders, SshTarget, header_source_for, ssh_target
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,8 @@
 """The sizing gate against the real llama-server b11434 (CPU), one fixture per KV layout llama.cpp has.
 
-Each case starts llama-server once, with the argv the stack renders (`stack.server_args.model_argv` /
+Each case starts llama-server once, with the argv the stack renders (`stack.render.server_args.model_argv` /
 `embedding_argv`, local `RenderPaths`, `-ngl 0 --fit off` plus `-lv 4 -t 2 --no-warmup`), and compares
-what llama.cpp allocates with `stack.sizing.size_process` on the `cpu` profile:
+what llama.cpp allocates with `stack.sizing.process_size.size_process` on the `cpu` profile:
 
 * weights: the `CPU_Mapped` buffer (the mmap span of the tensors) against our total tensor bytes, and
   the placement split (input / layers / output, tied-output copy) against the GGUF tensor list;
@@ -39,9 +39,9 @@ from bench.sizing_panel import (
     production_panel,
 )
 from models.config import CacheType
-from stack.compute_buffer import rotation_sizes
-from stack.kv_cache import recurrent_state_parts
-from stack.sizing import ProcessSize
+from stack.sizing.compute_buffer import rotation_sizes
+from stack.sizing.kv_cache import recurrent_state_parts
+from stack.sizing.process_size import ProcessSize
 from stack.units import MIB
 from tests.harness import binaries
 

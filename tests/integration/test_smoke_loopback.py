@@ -33,11 +33,11 @@ import pytest
 
 from models.config import StackConfig
 from models.load import load_stack_file
-from stack.container_specs import EMBEDDINGS, LITELLM, LLAMA_SWAP, container_name, endpoints
-from stack.header_sources import LocalHeaders
-from stack.llama_swap_config import render_llama_swap_config
-from stack.outputs import auth_outputs, embedding_dimension, model_outputs
-from stack.plan import build_plan
+from stack.gguf.sources import LocalHeaders
+from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP, container_name, endpoints
+from stack.render.llama_swap import render_llama_swap_config
+from stack.render.outputs import auth_outputs, embedding_dimension, model_outputs
+from stack.sizing.plan import build_plan
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.loopback import LoopbackDeployment, free_ports, loopback_deployment, with_targets
@@ -208,7 +208,8 @@ def test_smoke_fails_on_a_wrong_port_in_the_generated_litellm_config(
 
 
 def test_smoke_suite_collects_llama_swap_and_container_checks_for_a_docker_deployment(tmp_path: Path) -> None:
-    """For the outputs of a real deployment (Pulumi.dev.yaml, built by the functions `stack.program` exports
+    """For the outputs of a real deployment (Pulumi.dev.yaml, built by the functions `stack.targets.pulumi.program`
+    exports
     with), the llama-swap checks are collected, and the container checks wherever `docker` works."""
     cfg = load_stack_file(REPO / "Pulumi.dev.yaml").config
     plan = build_plan(cfg, LocalHeaders(Path(cfg.models_dir)))

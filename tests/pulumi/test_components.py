@@ -10,8 +10,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from stack.components import LocalLlmStack, container_args
-from stack.container_specs import CONFIG_HASH_LABEL, EMBEDDINGS, LITELLM, LLAMA_SWAP, build_container_specs
+from stack.render.containers import CONFIG_HASH_LABEL, EMBEDDINGS, LITELLM, LLAMA_SWAP, build_container_specs
+from stack.targets.pulumi import LocalLlmStack, container_args
 from tests.pulumi.conftest import MONITOR, RecordingMocks, mock_image_id, pulumi_test
 from tests.unit.render_samples import config
 

@@ -1,8 +1,10 @@
 """The compose export and the Pulumi deployment say the same thing about every container.
 
-`stack.compose.compose_service` and `stack.components.container_args` both map one `ContainerSpec`; this compares
+`stack.targets.compose.compose_file.compose_service` and `stack.targets.pulumi.container_args` both map one
+`ContainerSpec`; this compares
 their results field by field, so a spec field that one mapping forgets, or renders differently, fails here. The
-intended differences are listed in `stack.compose`'s docstring: image tag instead of pulled id, uploads as
+intended differences are listed in `stack.targets.compose.compose_file`'s docstring: image tag instead of pulled id,
+uploads as
 read-only bind mounts, secrets as `${VAR}` references.
 """
 
@@ -16,12 +18,11 @@ import pulumi
 import pytest
 
 from models.load import parse_stack_config
-from stack import program
-from stack.components import container_args
-from stack.compose import compose_outputs, compose_service, secret_variable
-from stack.container_specs import ContainerSpec, build_container_specs
-from stack.header_sources import header_source_for
-from stack.plan import build_plan
+from stack.gguf.sources import header_source_for
+from stack.render.containers import ContainerSpec, build_container_specs
+from stack.sizing.plan import build_plan
+from stack.targets.compose.compose_file import compose_outputs, compose_service, secret_variable
+from stack.targets.pulumi import container_args, program
 from tests.pulumi.conftest import PROJECT, RecordingMocks, pulumi_test
 from tests.unit.render_samples import config, raw
 

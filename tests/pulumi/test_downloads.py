@@ -11,8 +11,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from stack.download_specs import MODELS_LABEL
-from stack.program import StackRefused, main
+from stack.render.downloads import MODELS_LABEL
+from stack.targets.pulumi.program import StackRefused, main
 from tests.pulumi.conftest import DOWNLOAD_TYPE, MONITOR, PROJECT, RecordingMocks, pulumi_test
 
 CONTAINER = "docker:index/container:Container"

@@ -1,4 +1,4 @@
-"""`stack.program.main()` under mocks: nothing is registered unless the config is valid and fits."""
+"""`stack.targets.pulumi.program.main()` under mocks: nothing is registered unless the config is valid and fits."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pulumi
 import pytest
 
 from models.load import parse_stack_config
-from stack import program
-from stack.header_sources import header_source_for
-from stack.plan import build_plan
-from stack.program import StackRefused, main, read_config
+from stack.gguf.sources import header_source_for
 from stack.report import render_text
+from stack.sizing.plan import build_plan
+from stack.targets.pulumi import program
+from stack.targets.pulumi.program import StackRefused, main, read_config
 from tests.pulumi.conftest import MONITOR, PROJECT, RecordingMocks, pulumi_test, set_config_from_stack_file
 from tests.smoke.targets import parse_targets
 

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from stack.program import StackRefused, main
+from stack.targets.pulumi.program import StackRefused, main
 from tests.hostile.test_stack_corpus import STACKS, expectation
 from tests.pulumi.conftest import MONITOR, RecordingMocks, pulumi_test, set_config_from_stack_file
 

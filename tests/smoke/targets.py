@@ -1,6 +1,6 @@
 """What the smoke suite checks, read from `pulumi stack output --json` (or the loopback harness's file).
 
-Keys (written by `stack.program.main`): `endpoints` (service → URL as seen from the Docker host),
+Keys (written by `stack.targets.pulumi.program.main`): `endpoints` (service → URL as seen from the Docker host),
 `container_names` (service → container), `models` (llama-swap ids with aliases and tool support, the embedding
 server's names, vector size and the ids llama-swap lists for them, LiteLLM's public names), `auth_required`
 (service → key required) and `sizing` (its `scenarios` say which models may be loaded together, its `matrix`
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 LLAMA_SWAP, EMBEDDINGS, LITELLM = "llama-swap", "embeddings", "litellm"
-"""The service keys of `endpoints`, `container_names` and `auth_required` (stack.container_specs)."""
+"""The service keys of `endpoints`, `container_names` and `auth_required` (stack.render.containers)."""
 
 
 class TargetsError(ValueError):

@@ -12,8 +12,8 @@ import re
 import time
 from typing import Any
 
-from stack.container_specs import CONFIG_HASH_LABEL, RESTART, SERVICE_LABEL
-from stack.render_paths import CONTAINER_PATHS
+from stack.render.containers import CONFIG_HASH_LABEL, RESTART, SERVICE_LABEL
+from stack.render.paths import CONTAINER_PATHS
 from tests.smoke.conftest import Deployment
 from tests.smoke.targets import Targets
 

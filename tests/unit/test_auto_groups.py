@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from models.load import load_stack_file
-from stack.auto_groups import fitting_sets
-from stack.plan import build_plan
-from stack.residency import co_resident_sets
+from stack.sizing.auto_groups import fitting_sets
+from stack.sizing.plan import build_plan
+from stack.sizing.residency import co_resident_sets
 from tests.unit.helpers import REPO, stack
 
 

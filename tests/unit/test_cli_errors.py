@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import stack.cli
-import stack.program
+import stack.targets.pulumi.program
 from stack.cli import main
 from stack.errors import EXIT_INTERNAL
 from tests.unit.helpers import write_stack_file
@@ -88,10 +88,10 @@ def test_the_pulumi_program_reports_a_bug_as_a_run_error(monkeypatch: pytest.Mon
     def broken() -> None:
         raise KeyError("simulated")
 
-    monkeypatch.setattr(stack.program, "_deploy", broken)
+    monkeypatch.setattr(stack.targets.pulumi.program, "_deploy", broken)
     monkeypatch.delenv("LLS_TRACEBACK", raising=False)
-    with pytest.raises(stack.program.StackRefused) as refused:
-        stack.program.main()
+    with pytest.raises(stack.targets.pulumi.program.StackRefused) as refused:
+        stack.targets.pulumi.program.main()
     assert str(refused.value).startswith("internal error: KeyError: 'simulated'")
 
 

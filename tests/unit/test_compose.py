@@ -12,7 +12,16 @@ import yaml
 
 from models.config import StackConfig
 from stack.cli import main
-from stack.compose import (
+from stack.render.containers import (
+    EMBEDDINGS,
+    LITELLM,
+    LLAMA_SWAP,
+    ContainerSpec,
+    UploadSpec,
+    build_container_specs,
+    network_spec,
+)
+from stack.targets.compose.compose_file import (
     compose_files,
     compose_project,
     compose_service,
@@ -22,15 +31,6 @@ from stack.compose import (
     secret_variable,
     upload_source,
     with_cpu_profile,
-)
-from stack.container_specs import (
-    EMBEDDINGS,
-    LITELLM,
-    LLAMA_SWAP,
-    ContainerSpec,
-    UploadSpec,
-    build_container_specs,
-    network_spec,
 )
 from tests.unit.helpers import REPO, write_stack_file
 from tests.unit.render_samples import config, raw

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from models.load import ConfigError, load_stack_file, parse_stack_config
-from stack.plan import build_plan
+from stack.sizing.plan import build_plan
 
 CHAT: dict[str, Any] = {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from models.config import StackConfig
-from stack.container_specs import (
+from stack.render.containers import (
     CONFIG_HASH_LABEL,
     EMBEDDINGS,
     LITELLM,
@@ -19,9 +19,9 @@ from stack.container_specs import (
     go_duration,
     network_spec,
 )
-from stack.litellm_config import render_litellm_config
-from stack.llama_swap_config import render_llama_swap_config
-from stack.render_paths import CONTAINER_PATHS
+from stack.render.litellm import render_litellm_config
+from stack.render.llama_swap import render_llama_swap_config
+from stack.render.paths import CONTAINER_PATHS
 from tests.unit.render_samples import config, raw
 
 

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 
-from stack.arch import ModelArch, WeightsSpec, uniform_layers
-from stack.arch_gguf import arch_from_header
-from stack.compute_buffer import calibration_for
-from stack.gguf_header import (
+from stack.arch.gguf_rules import arch_from_header
+from stack.arch.model import ModelArch, WeightsSpec, uniform_layers
+from stack.gguf.header import (
     KEPT_ARRAY_ITEMS,
     KEPT_STRING_BYTES,
     MAX_HEADER_BYTES,
@@ -32,8 +31,9 @@ from stack.gguf_header import (
     read_header,
     read_header_file,
 )
-from stack.header_sources import SshHeaders, SshTarget
-from stack.sizing import SizingBug, size_process
+from stack.gguf.sources import SshHeaders, SshTarget
+from stack.sizing.compute_buffer import calibration_for
+from stack.sizing.process_size import SizingBug, size_process
 from stack.units import MIB
 from tests.unit.helpers import stack
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
-from stack.litellm_config import NO_KEY, SWAP_MARGIN_S, litellm_args, render_litellm_config
-from stack.render_paths import RenderPaths
+from stack.render.litellm import NO_KEY, SWAP_MARGIN_S, litellm_args, render_litellm_config
+from stack.render.paths import RenderPaths
 from tests.unit.render_samples import config, raw
 
 

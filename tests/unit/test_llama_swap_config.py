@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.llama_swap_config import API_KEY_REF, llama_swap_argv, render_llama_swap_config
-from stack.render_paths import CONTAINER_PATHS, RenderPaths
-from stack.server_args import PORT_MACRO, model_argv
+from stack.render.llama_swap import API_KEY_REF, llama_swap_argv, render_llama_swap_config
+from stack.render.paths import CONTAINER_PATHS, RenderPaths
+from stack.render.server_args import PORT_MACRO, model_argv
 from tests.unit.render_samples import config, raw
 
 

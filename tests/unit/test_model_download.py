@@ -14,7 +14,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from stack.components.model_download import (
+from stack.fetch.fetcher import STATE_DIR
+from stack.fetch.job import _claim, delete
+from stack.fetch.job import main as job_main
+from stack.fetch.remote_part import RemotePart
+from stack.render.containers import EMBEDDINGS, LLAMA_SWAP
+from stack.render.downloads import MODELS_LABEL, download_specs, models_digest
+from stack.targets.pulumi.docker_engine import DEFAULT_SOCKET, STDERR, STDOUT, EngineError, endpoint_for, split_frames
+from stack.targets.pulumi.model_download import (
     BOOT,
     JOB_ROOT,
     DownloadFailed,
@@ -23,13 +30,6 @@ from stack.components.model_download import (
     container_config,
     job_files,
 )
-from stack.container_specs import EMBEDDINGS, LLAMA_SWAP
-from stack.docker_engine import DEFAULT_SOCKET, STDERR, STDOUT, EngineError, endpoint_for, split_frames
-from stack.download_specs import MODELS_LABEL, download_specs, models_digest
-from stack.fetch import STATE_DIR
-from stack.fetch_job import _claim, delete
-from stack.fetch_job import main as job_main
-from stack.remote_part import RemotePart
 from tests.unit.helpers import stack
 
 SHA_A, SHA_B = "a" * 64, "b" * 64

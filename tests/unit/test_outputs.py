@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stack.llama_swap_config import EMBEDDING_PEER, render_llama_swap_config
-from stack.outputs import auth_outputs, model_outputs, peer_model_ids
+from stack.render.llama_swap import EMBEDDING_PEER, render_llama_swap_config
+from stack.render.outputs import auth_outputs, model_outputs, peer_model_ids
 from tests.unit.render_samples import config
 
 

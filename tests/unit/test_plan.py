@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stack.cli import main
-from stack.plan import build_plan, llama_cpp_build
+from stack.sizing.plan import build_plan, llama_cpp_build
 from stack.units import MIB
 from tests.unit.helpers import REPO, stack, write_stack_file
 

@@ -9,8 +9,8 @@ import pytest
 
 from models.load import ConfigError
 from stack.cli import main
-from stack.header_sources import LocalHeaders, SshHeaders, SshTarget
-from stack.plan import build_plan
+from stack.gguf.sources import LocalHeaders, SshHeaders, SshTarget
+from stack.sizing.plan import build_plan
 from tests.unit.helpers import stack, write_stack_file
 
 CHAT_FILE = "Qwen2.5-7B-Instruct-Q4_K_M.gguf"

@@ -18,13 +18,13 @@ import pytest
 from bench.sizing_panel import layouts, load_arch
 from models.config import CacheType, EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
 from models.server_flags import BY_NAME
-from stack.arch import ModelArch
-from stack.compute_buffer import calibration_for, compute_buffer_size
-from stack.kv_cache import context_shape, kv_cache_size, recurrent_state_bytes
-from stack.process import Role, resolve_process
-from stack.render_paths import CONTAINER_PATHS
-from stack.server_args import embedding_argv, model_argv
-from stack.sizing import CUDA_BUFFER_ALIGNMENT, MMPROJ_COMPUTE_FACTOR, Extras, ProcessSize, size_process
+from stack.arch.model import ModelArch
+from stack.render.paths import CONTAINER_PATHS
+from stack.render.server_args import embedding_argv, model_argv
+from stack.sizing.compute_buffer import calibration_for, compute_buffer_size
+from stack.sizing.kv_cache import context_shape, kv_cache_size, recurrent_state_bytes
+from stack.sizing.process import Role, resolve_process
+from stack.sizing.process_size import CUDA_BUFFER_ALIGNMENT, MMPROJ_COMPUTE_FACTOR, Extras, ProcessSize, size_process
 from stack.units import MIB
 
 CALIBRATION = calibration_for(11434)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from stack.residency import DEFAULT_GROUP, SwapGroup, co_resident_sets, maximal_states, swap_groups
+from stack.sizing.residency import DEFAULT_GROUP, SwapGroup, co_resident_sets, maximal_states, swap_groups
 from tests.unit.helpers import stack
 
 M = "Qwen2.5-3B-Instruct-Q4_K_M.gguf"

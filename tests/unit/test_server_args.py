@@ -7,8 +7,8 @@ import shlex
 import pytest
 
 from models.config import MANAGED_FLAGS
-from stack.render_paths import CONTAINER_PATHS, RenderPaths
-from stack.server_args import PORT_MACRO, embedding_argv, join_cmd, model_argv
+from stack.render.paths import CONTAINER_PATHS, RenderPaths
+from stack.render.server_args import PORT_MACRO, embedding_argv, join_cmd, model_argv
 from tests.unit.render_samples import config
 
 

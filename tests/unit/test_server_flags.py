@@ -18,8 +18,8 @@ from models.server_flags import (
 )
 from models.server_help import parse_help, render_module
 from models.server_options import BUILD, OPTIONS
-from stack.render_paths import CONTAINER_PATHS
-from stack.server_args import embedding_argv, model_argv
+from stack.render.paths import CONTAINER_PATHS
+from stack.render.server_args import embedding_argv, model_argv
 from tests.unit.helpers import REPO
 
 REFUSED = sorted(REFUSED_FLAGS)

@@ -12,11 +12,11 @@ from typing import Any
 from gguf import GGMLQuantizationType
 
 from models.config import CacheType
-from stack.arch import ModelArch
-from stack.arch_gguf import arch_from_header
-from stack.gguf_header import GgufHeader, TensorInfo
-from stack.kv_cache import context_shape, kv_cache_size, recurrent_state_bytes
-from stack.process import effective_ubatch
+from stack.arch.gguf_rules import arch_from_header
+from stack.arch.model import ModelArch
+from stack.gguf.header import GgufHeader, TensorInfo
+from stack.sizing.kv_cache import context_shape, kv_cache_size, recurrent_state_bytes
+from stack.sizing.process import effective_ubatch
 from stack.units import MIB
 
 F16 = CacheType.f16

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from models import ConfigError
-from stack.plan import build_plan
-from stack.render_paths import CONTAINER_PATHS
-from stack.server_args import model_argv
+from stack.render.paths import CONTAINER_PATHS
+from stack.render.server_args import model_argv
+from stack.sizing.plan import build_plan
 from stack.units import MIB
 from tests.unit.helpers import stack
 

@@ -18,8 +18,8 @@ import pytest
 
 from bench.sizing_panel import Setting, header, layouts, load_arch, predict, production_panel
 from models.config import CacheType
-from stack.compute_buffer import rotation_sizes
-from stack.kv_cache import recurrent_state_parts
+from stack.sizing.compute_buffer import rotation_sizes
+from stack.sizing.kv_cache import recurrent_state_parts
 from stack.units import MIB
 from tests.fixtures import gguf_models as gm
 

@@ -10,12 +10,12 @@ import pytest
 
 from models import ArchConfig, GpuConfig, ModelConfig
 from models.config import CacheType
-from stack.arch import WeightsSpec
-from stack.arch_sources import arch_from_config
-from stack.catalog import lookup
-from stack.compute_buffer import calibration_for
-from stack.kv_cache import context_shape, kv_cache_size
-from stack.sizing import ProcessSize, size_process
+from stack.arch.catalog import lookup
+from stack.arch.model import WeightsSpec
+from stack.arch.resolve import arch_from_config
+from stack.sizing.compute_buffer import calibration_for
+from stack.sizing.kv_cache import context_shape, kv_cache_size
+from stack.sizing.process_size import ProcessSize, size_process
 from stack.units import MIB
 
 RTX5080 = GpuConfig(profile="rtx-5080")

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from models.load import ConfigError, docker_settings, load_stack_file, parse_stack_config
-from stack.compose import compose_service
-from stack.container_specs import build_container_specs
-from stack.header_sources import SshTarget, ssh_target
+from stack.gguf.sources import SshTarget, ssh_target
+from stack.render.containers import build_container_specs
+from stack.render.yaml_text import dump_yaml
 from stack.report import printable
-from stack.yaml_render import dump_yaml
+from stack.targets.compose.compose_file import compose_service
 
 BASE: dict[str, Any] = {
     "models_dir": "/srv/models",
@@ -386,7 +386,8 @@ def test_a_refused_alias_bomb_is_shown_bounded(tmp_path: Path) -> None:
 
 def test_arch_blocks_share_the_gguf_readers_bounds() -> None:
     from models.config import ARCH_LIMITS
-    from stack import arch_gguf, gguf_header
+    from stack.arch import gguf_rules as arch_gguf
+    from stack.gguf import header as gguf_header
 
     assert ARCH_LIMITS == {"n_layer": arch_gguf.MAX_LAYERS, "n_embd": arch_gguf.MAX_EMBD, "n_head": arch_gguf.MAX_HEADS,
                            "head_dim": arch_gguf.MAX_HEAD_DIM, "n_ff": arch_gguf.MAX_FF,

@@ -1,0 +1,146 @@
+"""The Deployment: everything one stack deploys, decided once from its checked plan.
+
+Which services exist, what each runs (its `ContainerSpec`), the order they start in, where each is reachable
+and which key guards it, the network, the models volume, the downloads and the stack outputs are all decided
+here. Targets (`stack.targets.pulumi`, `stack.targets.compose`, the loopback test harness) only adapt a
+Deployment to their engine; none of them decides anything of the above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from models.config import StackConfig
+from stack.render.containers import (
+    EMBEDDINGS,
+    LITELLM,
+    LLAMA_SWAP,
+    ContainerSpec,
+    NetworkSpec,
+    embedding_spec,
+    host_url,
+    litellm_spec,
+    llama_swap_spec,
+    network_spec,
+)
+from stack.render.downloads import DownloadSpec, download_specs
+from stack.render.outputs import embedding_answers, embedding_dimension, litellm_answers, llama_swap_answers
+from stack.render.paths import CONTAINER_PATHS, RenderPaths
+from stack.sizing.plan import Plan
+
+API_KEY = "api_key"
+"""The secret that, when set, guards llama-swap and the embedding server."""
+LITELLM_MASTER_KEY = "litellm_master_key"
+
+ANSWERS_OUTPUT = {LLAMA_SWAP: "llama_swap", EMBEDDINGS: "embedding", LITELLM: "litellm"}
+"""Service key → its entry in the `models` output (the smoke suite's names); absent services are null there."""
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Where a service is published on the host, and the secret a client must send (None: no key)."""
+
+    address: str
+    port: int
+    key: str | None
+
+    @property
+    def url(self) -> str:
+        return host_url(self.address, self.port)
+
+    @property
+    def auth_required(self) -> bool:
+        return self.key is not None
+
+
+@dataclass(frozen=True)
+class Service:
+    """One deployed service: its container, the services that must be healthy before it starts, its exposure,
+    and the names it answers to (its part of the `models` output)."""
+
+    key: str
+    spec: ContainerSpec
+    exposure: Exposure
+    answers: Mapping[str, Any]
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelsVolume:
+    """The host's models directory, mounted read-only into every service that loads a model."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    plan: Plan
+    """The checked plan (any cpu profile already applied; with `groups: auto`, its `config` has the matrix)."""
+    services: tuple[Service, ...]
+    network: NetworkSpec
+    models: ModelsVolume
+    downloads: tuple[DownloadSpec, ...]
+    secret_keys: tuple[str, ...]
+    """The secret config keys the containers read, each once."""
+
+    @property
+    def config(self) -> StackConfig:
+        return self.plan.config
+
+    @property
+    def specs(self) -> tuple[ContainerSpec, ...]:
+        return tuple(s.spec for s in self.services)
+
+    def service(self, key: str) -> Service:
+        return next(s for s in self.services if s.key == key)
+
+    @property
+    def container_names(self) -> dict[str, str]:
+        return {s.key: s.spec.name for s in self.services}
+
+    def outputs(self, container_names: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The stack outputs (`pulumi stack output --json`, compose's `<stem>.outputs.json`, the loopback targets):
+        what the smoke suite checks. `container_names` is left out when nothing runs in a container (None)."""
+        urls = {s.key: s.exposure.url for s in self.services}
+        out: dict[str, Any] = {"endpoints": urls, **{f"{k.replace('-', '_')}_url": u for k, u in urls.items()}}
+        if container_names is not None:
+            out["container_names"] = dict(container_names)
+        models: dict[str, Any] = dict.fromkeys(ANSWERS_OUTPUT.values())
+        models |= {ANSWERS_OUTPUT[s.key]: s.answers for s in self.services}
+        out["models"] = models
+        out["auth_required"] = {s.key: s.exposure.auth_required for s in self.services}
+        out["sizing"] = self.plan.to_json()
+        return out
+
+
+def _service(spec: ContainerSpec, key: str | None, answers: Mapping[str, Any], after: tuple[str, ...] = ()) -> Service:
+    (port,) = spec.ports
+    return Service(spec.service, spec, Exposure(port.host_ip, port.external, key), answers, after)
+
+
+def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths = CONTAINER_PATHS) -> Deployment:
+    """The one place the service set, start order, exposure and keys are decided. `secret_keys`: the stack's
+    secret config keys (`api_key` among them turns on authentication for llama-swap and the embedding server)."""
+    cfg = plan.config
+    api_key = API_KEY in secret_keys
+    guard = API_KEY if api_key else None
+    services = [_service(llama_swap_spec(cfg, paths, api_key_enabled=api_key), guard, llama_swap_answers(cfg))]
+    if cfg.embedding is not None:
+        services.append(_service(embedding_spec(cfg, paths, api_key_enabled=api_key), guard,
+                                 embedding_answers(cfg, embedding_dimension(plan))))
+    if cfg.litellm.enabled:
+        # LiteLLM discovers its backends' models when it starts: every other service first.
+        services.append(_service(litellm_spec(cfg, paths, api_key_enabled=api_key), LITELLM_MASTER_KEY,
+                                 litellm_answers(cfg), after=tuple(s.key for s in services)))
+    keys = dict.fromkeys(key for s in services for key in s.spec.secret_env.values())
+    return Deployment(
+        plan=plan,
+        services=tuple(services),
+        network=network_spec(cfg),
+        models=ModelsVolume(cfg.models_dir, paths.models_dir),
+        downloads=tuple(download_specs(cfg)),
+        secret_keys=tuple(keys),
+    )

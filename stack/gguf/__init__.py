@@ -1,0 +1,1 @@
+"""Reading GGUF files: the header parser, split files, and where headers are read from (local, ssh, remote ranges)."""
