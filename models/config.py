@@ -393,6 +393,120 @@ class LiteLLMConfig(Strict):
     num_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 1
 
 
+DNS_LABEL = matching(
+    r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+    "use 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit", "a DNS-1123 label")
+DNS_SUBDOMAIN = matching(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*",
+    "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (253 at most)",
+    "a DNS-1123 subdomain")
+POOL_NAME = matching(
+    r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?",
+    "use 1 to 52 lowercase letters, digits or '-', starting and ending with a letter or digit "
+    "(the pool's llama-swap Service is llama-swap-<pool>, at most 63 characters)", "a pool name")
+LABEL_KEY = matching(
+    r"((?=[^/]{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
+    "use [prefix/]name: an optional DNS subdomain and '/', then 1 to 63 letters, digits, '-', '_' or '.' "
+    "(e.g. nvidia.com/gpu.product)", "a Kubernetes label key")
+LABEL_VALUE = matching(
+    r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?",
+    "use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    "a Kubernetes label value")
+RESERVED_PLACEMENT = ("embeddings", "litellm")
+"""Placement keys that name the embedding server and LiteLLM rather than a group or model."""
+
+
+class Toleration(Strict):
+    """A pod toleration (`spec.tolerations[]`), so the pods may run on tainted GPU nodes."""
+
+    key: Annotated[StrictStr, LABEL_KEY] | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: Annotated[StrictStr, LABEL_VALUE] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.operator == "Exists" and self.value is not None:
+            raise key_errors([("value", "operator Exists matches any value; remove value or use operator: Equal")])
+        if self.key is None and self.operator != "Exists":
+            raise key_errors([("operator", "a toleration without a key must use operator: Exists; add a key")])
+        return self
+
+
+class NewClaim(Strict):
+    """A PersistentVolumeClaim the stack creates; `size_gib` defaults to what the sizing report says the files
+    need."""
+
+    storage_class: Annotated[StrictStr, DNS_SUBDOMAIN] | None = None
+    size_gib: Annotated[StrictInt, Field(ge=1, le=1 << 20)] | None = None
+
+
+class ModelsVolumeConfig(Strict):
+    """Where the serving pods read the GGUF files (read-only): exactly one of the three."""
+
+    existing_claim: Annotated[StrictStr, DNS_SUBDOMAIN] | None = None
+    new_claim: NewClaim | None = None
+    host_path: HostDir | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [k for k in ("existing_claim", "new_claim", "host_path") if getattr(self, k) is not None]
+        if len(given) != 1:
+            shown = ", ".join(given) if given else "none"
+            raise ValueError(f"set exactly one of existing_claim, new_claim or host_path (got {shown}); keep one")
+        return self
+
+    @property
+    def kind(self) -> Literal["existing_claim", "new_claim", "host_path"]:
+        if self.existing_claim is not None:
+            return "existing_claim"
+        return "new_claim" if self.new_claim is not None else "host_path"
+
+
+class PoolConfig(Strict):
+    """A GPU node pool: how its pods are scheduled there and the GPU each llama-swap or embedder pod gets."""
+
+    node_selector: dict[Annotated[StrictStr, LABEL_KEY], Annotated[StrictStr, LABEL_VALUE]] = Field(
+        default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    runtime_class: Annotated[StrictStr, DNS_SUBDOMAIN] | None = None
+    gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
+    gpus_per_node: Annotated[StrictInt, Field(ge=1, le=64)] = 1
+
+    @model_validator(mode="after")
+    def _gpu(self) -> Self:
+        if self.gpu.cpu_only:
+            raise key_errors([("gpu.profile", "a pool is a GPU node pool; pick a GPU profile (see "
+                                              "models/gpu_profiles.py) or remove the pool")])
+        if "device" in self.gpu.model_fields_set:
+            raise key_errors([("gpu.device", "on Kubernetes the device plugin picks the GPU (nvidia.com/gpu: 1); "
+                                             "remove device")])
+        return self
+
+
+class KubernetesConfig(Strict):
+    """The `kubernetes` target: namespace, models volume, GPU pools and what runs on which pool."""
+
+    namespace: Annotated[StrictStr, DNS_LABEL] = "local-llm-stack"
+    models_volume: ModelsVolumeConfig | None = None
+    """None: a hostPath volume at `models_dir` on every node."""
+    pools: dict[Annotated[StrictStr, POOL_NAME], PoolConfig]
+    placement: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    """Group name (or id of a model in no group), `embeddings` or `litellm` -> pool; the rest go to the first pool."""
+
+    @field_validator("pools")
+    @classmethod
+    def _some_pool(cls, v: dict[str, PoolConfig]) -> dict[str, PoolConfig]:
+        if not v:
+            raise ValueError("add at least one GPU pool, e.g. rtx5080: {gpu: {profile: rtx-5080}}")
+        return v
+
+    @property
+    def first_pool(self) -> str:
+        return next(iter(self.pools))
+
+
 SECRET_KEYS = ("api_key", "litellm_master_key", "hf_token")
 RESERVED_ENV = frozenset({"LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "LLAMA_API_KEY"})
 """Config keys that must be Pulumi secrets (`pulumi config set --secret`); cloud keys are named per fallback."""
@@ -401,6 +515,9 @@ RESERVED_ENV = frozenset({"LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "LLAMA_API
 class StackConfig(Strict):
     """The whole stack: what `pulumi up` deploys and `python -m stack plan` checks."""
 
+    target: Literal["docker", "kubernetes"] = "docker"
+    """docker: one GPU host; kubernetes: the `kubernetes` block's pools."""
+    kubernetes: KubernetesConfig | None = None
     gpu: GpuConfig = Field(default_factory=lambda: GpuConfig())
     models_dir: HostDir
     hf_endpoint: HfEndpoint = HF_ENDPOINT
@@ -446,6 +563,7 @@ class StackConfig(Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
         errors = self._group_errors() + self._name_errors() + self._fallback_errors() + conflicting_sources(self)
+        errors += self._kubernetes_errors()
         if errors:
             raise key_errors(errors)
         return self
@@ -522,6 +640,44 @@ class StackConfig(Strict):
                     f"litellm.fallbacks[{i}].api_key_secret",
                     f"{fb.api_key_secret!r} is reserved; name the cloud key's own secret, e.g. openai_api_key",
                 ))
+        return errors
+
+    def _kubernetes_errors(self) -> list[tuple[str, str]]:
+        k8s = self.kubernetes
+        if self.target == "docker":
+            if k8s is None:
+                return []
+            return [("kubernetes", "only the kubernetes target reads this block; set target: kubernetes, or remove "
+                                   "the block")]
+        if k8s is None:
+            return [("kubernetes", "required when target is kubernetes: add a kubernetes block with at least one "
+                                   "pool (see Pulumi.k8s.yaml)")]
+        errors: list[tuple[str, str]] = []
+        if "gpu" in self.model_fields_set:
+            errors.append(("gpu", "with target kubernetes each pool has its own GPU; move it to "
+                                  "kubernetes.pools.<pool>.gpu"))
+        grouped = {m: gid for gid, g in self.explicit_groups.items() for m in g.members}
+        pools = sorted(k8s.pools)
+        for key, pool in k8s.placement.items():
+            where = f"kubernetes.placement.{key}"
+            if pool not in k8s.pools:
+                errors.append((where, f"unknown pool {pool!r}; known pools: {pools}"))
+            if key in RESERVED_PLACEMENT:
+                if key in self.models or key in self.explicit_groups:
+                    errors.append((where, f"{key!r} names both the {key} service and a model or group; rename the "
+                                          "model or group"))
+                elif key == "embeddings" and self.embedding is None:
+                    errors.append((where, "no embedding server is deployed; remove the key or enable embeddings"))
+                elif key == "litellm" and not self.litellm.enabled:
+                    errors.append((where, "LiteLLM is not enabled; remove the key or set litellm.enabled: true"))
+            elif key in self.explicit_groups:
+                continue
+            elif key in grouped:
+                errors.append((where, f"model {key!r} is in groups.{grouped[key]}; place the group instead "
+                                      f"(placement.{grouped[key]})"))
+            elif key not in self.models:
+                known = sorted({*self.explicit_groups, *self.models, *RESERVED_PLACEMENT} - set(grouped))
+                errors.append((where, f"unknown group or model {key!r}; use one of {known}"))
         return errors
 
     @property
