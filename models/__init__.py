@@ -16,7 +16,8 @@ from models.config import (
     PortsConfig,
     StackConfig,
 )
-from models.load import ConfigError, StackFile, load_stack_file, parse_stack_config
+from models.errors import ConfigError
+from models.load import StackFile, load_stack_file, parse_stack_config
 
 __all__ = [
     "ArchConfig",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,20 +17,13 @@ import yaml
 from pydantic import ValidationError
 
 from models.config import SECRET_KEYS, StackConfig
+from models.errors import ConfigError as ConfigError
 from models.values import control_chars, ssh_host_problem, ssh_option_problems
 
 PROVIDER_NAMESPACES = frozenset({"docker", "pulumi"})
 """Config namespaces that belong to providers or the engine, not to this project."""
 
 UNKNOWN_KEY = "unknown key; check its spelling against the config reference in README.md"
-
-
-class ConfigError(ValueError):
-    """An invalid stack config; each problem names the key path and what was expected."""
-
-    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
-        self.problems: list[tuple[str, str]] = list(problems)
-        super().__init__("\n".join(f"{path}: {msg}" for path, msg in self.problems))
 
 
 @dataclass(frozen=True)

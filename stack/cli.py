@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from models.load import ConfigError, StackFile, load_stack_file
+from models.errors import ConfigError
+from models.load import StackFile, load_stack_file
 from models.sources import sourced_parts
 from models.values import control_chars
 from stack.deployment import build_deployment
@@ -235,15 +236,9 @@ def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offlin
         print(f"{config}: does not fit; nothing written", file=sys.stderr)
         return EXIT_DOES_NOT_FIT
     out_path = Path(out)
-    try:
-        deployment = build_deployment(plan, stack_file.secret_keys)
-        result = render_compose(
-            deployment, out_path.name,
-            header=f"Stack file: {config}" + (" with --cpu (gpu.profile: cpu)" if cpu else ""),
-        )
-    except ValueError as exc:
-        print(f"{config}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    deployment = build_deployment(plan, stack_file.secret_keys)
+    result = render_compose(deployment, out_path.name,
+                            header=f"Stack file: {config}" + (" with --cpu (gpu.profile: cpu)" if cpu else ""))
     outputs = deployment.outputs(deployment.container_names)
     outputs_path = out_path.with_name(f"{files_stem(out_path.name)}.outputs.json")
     files = {out_path.parent / rel: content for rel, content in result.files.items()}

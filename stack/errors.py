@@ -1,8 +1,9 @@
 """How a failure that is not the user's reaches the user: one message, its own exit code, never a traceback.
 
-A refused config is a `models.load.ConfigError` (exit 1, key paths). Anything else escaping `plan`, `compose`
-or the Pulumi program is a bug in this project; it is reported as one, with how to report it, so it is never
-mistaken for a problem with the stack file.
+A refused config is a `models.errors.ConfigError` (exit 1, key paths), whichever layer found the problem (schema,
+GGUF reading, sizing). Anything else escaping `plan`, `compose`, `fetch`, the download job or the Pulumi program
+is a bug in this project, e.g. a `ValueError` from an invariant the validation should have guaranteed; it is
+reported here as one, with how to report it, so it is never mistaken for a problem with the stack file.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from models.config import ArchConfig
+from models.errors import ConfigError
 from stack.arch.catalog import EMBD_BYTES_PER_ELEM, CatalogMiss, lookup, quant_of
 from stack.arch.gguf_rules import arch_from_header
 from stack.arch.model import ModelArch, split_weights, swa_layers, uniform_layers
@@ -26,12 +27,11 @@ class ModelFile(Protocol):
     def catalog(self) -> str | None: ...
 
 
-class ArchUnavailable(LookupError):
-    """No source could describe the model; the message says which key to add."""
+class ArchUnavailable(ConfigError):
+    """No source could describe the model; the key is the one to add or fix."""
 
     def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"{key}: {message}")
+        super().__init__([(key, message)])
 
 
 def arch_from_config(a: ArchConfig, file_name: str, source: str) -> ModelArch:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.load import ConfigError
+from models.errors import ConfigError
 from models.sources import declared_files, sourced_parts, split_parts
 from stack.fetch.http_client import HttpClient, HttpError, Response, http_failure, origin, redacted
 from stack.fetch.remote_part import RemotePart

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from models.load import ConfigError
+from models.errors import ConfigError
 from models.values import ssh_host_problem, ssh_option_problems
 from stack.gguf.header import (
     MAX_HEADER_BYTES,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from models.config import CacheType
+from models.errors import ConfigError
 from stack.arch.model import ModelArch
 
 CTX_PAD = 256
@@ -22,15 +23,14 @@ def pad(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
-class CacheRowError(ValueError):
+class CacheRowError(ConfigError):
     """A quantized cache type whose block does not divide a row of this model; llama.cpp refuses it at load.
 
-    `which` is `k` or `v`, the cache whose type is at fault (`cache_type_k` / `cache_type_v`).
+    Its key is `cache_type_k` or `cache_type_v`, relative to the model's settings (`ConfigError.under`).
     """
 
     def __init__(self, which: str, message: str) -> None:
-        self.which = which
-        super().__init__(message)
+        super().__init__([(f"cache_type_{which}", f"{message}; use f16, bf16 or f32 for this model")])
 
 
 def row_bytes(cache_type: CacheType, n: int, which: str = "k") -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.config import ModelConfig, ServerSettings, StackConfig
-from models.load import ConfigError
+from models.errors import ConfigError
 from stack.arch.resolve import ArchUnavailable, read_model_header, resolve_arch
 from stack.gguf.sources import HeaderSource
 from stack.sizing.auto_groups import MAX_AUTO_MODELS, auto_group
@@ -165,13 +165,13 @@ def size_all(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibr
         try:
             arch = resolve_arch(settings, key, headers)
             extras = _extras(settings, key, headers)
-        except ArchUnavailable as exc:
-            problems.append((exc.key, str(exc).split(": ", 1)[1]))
+        except ConfigError as exc:
+            problems += exc.problems
             continue
         try:
             sizes[pid] = size_process(pid, key, settings, arch, cfg.gpu, calibration, extras=extras)
         except CacheRowError as exc:
-            problems.append((f"{key}.cache_type_{exc.which}", f"{exc}; use f16, bf16 or f32 for this model"))
+            problems += exc.under(key).problems
     if problems:
         raise ConfigError(problems)
     return sizes
