@@ -17,20 +17,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gguf import GGMLQuantizationType, GGUFValueType
 
 from stack.arch.model import LayerSpec, ModelArch, Recurrent, WeightsSpec, swa_layers
 from stack.gguf.header import KEPT_ARRAY_ITEMS, MAX_ARRAY_ITEMS, ArrayInfo, GgufError, GgufHeader
-
-# llama-model.cpp create_memory: these architectures get no memory module at all (encoders, diffusion).
-NO_KV_ARCHS = frozenset(
-    {
-        "bert", "jina-bert-v2", "jina-bert-v3", "nomic-bert", "nomic-bert-moe", "neo-bert", "eurobert",
-        "wavtokenizer-dec", "modern-bert", "gemma-embedding", "dream", "llada", "llada-moe", "rnd1", "clef",
-    }
-)
 
 # llama-arch.cpp: tensors of LLM_TENSOR_LAYER_INPUT, which llama.cpp never offloads.
 INPUT_TENSORS = frozenset(
@@ -41,13 +33,19 @@ INPUT_TENSORS = frozenset(
 )
 
 
+# src/llama-hparams.h: gemma3n's AltUp streams and per-layer embedding width are fixed, not GGUF keys.
+GEMMA3N_ALTUP = 4
+GEMMA3N_EMBD_ALTUP = 256
+
+
 @dataclass(frozen=True)
 class SwaRule:
     """How one architecture's `load_arch_hparams` sets up sliding-window layers.
 
     `pattern` is `load_swa_pattern`'s default (a GGUF `sliding_window_pattern` int or bool array
     overrides it); `requires_window` means SWA is on only when the GGUF has `sliding_window > 0`;
-    `default_window` applies when the key is absent; `forced_window` ignores the key.
+    `default_window` applies when the key is absent; `forced_window` ignores the key, unless
+    `zero_key_disables` and the key says 0; `only_n_layer` turns SWA on for that depth only.
     """
 
     pattern: int
@@ -55,36 +53,90 @@ class SwaRule:
     requires_window: bool = False
     default_window: int = 0
     forced_window: int = 0
+    zero_key_disables: bool = False
+    only_n_layer: int = 0
 
 
-SWA_RULES: dict[str, SwaRule] = {
-    "gemma2": SwaRule(2, default_window=4096),
-    "gemma3": SwaRule(6, requires_window=True),
-    "gemma3n": SwaRule(5),
-    "gemma-embedding": SwaRule(6),
-    "cohere2": SwaRule(4),
-    "cohere2moe": SwaRule(4, dense_first=True),
-    "gpt-oss": SwaRule(2),
-    "llama4": SwaRule(4, forced_window=8192),
-    "exaone-moe": SwaRule(4, default_window=128),
-    "olmo2": SwaRule(4, requires_window=True),
-    "smallthinker": SwaRule(4, dense_first=True, requires_window=True, forced_window=4096),
-    "mellum": SwaRule(4, requires_window=True),
-    "plamo3": SwaRule(8, requires_window=True),
-    "afmoe": SwaRule(4, requires_window=True),
-    "laguna": SwaRule(4, dense_first=True, requires_window=True),
-    "muse-glimmer": SwaRule(4),
+SwaKind = Literal["none", "pattern", "flag_array", "every_attention_layer"]
+"""`pattern`: a `SwaRule`; `flag_array`: a required bool `sliding_window_pattern` array and `sliding_window`;
+`every_attention_layer`: with a window, every attention layer is SWA (lfm2.cpp)."""
+
+LayerKind = Literal["attention", "recurrent", "both", "zero_kv", "zero_kv_and_ff", "interval"]
+"""Which trunk layers hold recurrent state and which hold KV (create_memory's filters): `recurrent` all state;
+`both` every layer has both (falcon-h1); `zero_kv` state where head_count_kv == 0; `zero_kv_and_ff` state where
+head_count_kv and feed_forward_length are 0, KV where only feed_forward_length is (nemotron_h); `interval`
+`attention.recurrent_layers` or every `full_attention_interval`-th layer is attention."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family's rules, as data: read by `family_of` and nowhere else."""
+
+    memory: bool = True
+    """False: no memory module at all (encoders, diffusion): no KV cache, no causal mask."""
+    layers: LayerKind = "attention"
+    full_attention_interval: int = 4
+    swa: SwaKind = "none"
+    swa_rule: SwaRule | None = None
+    altup: int = 0
+    """gemma3n's AltUp width (its per-layer activations are that many times wider)."""
+    kv_layers_fixed: int = 0
+    """n_layer_kv_from_start when fixed (gemma3n: 20); later layers reuse an earlier layer's KV."""
+    kv_layers_shared_key: bool = False
+    """n_layer_kv_from_start = block_count - `attention.shared_kv_layers` (gemma4)."""
+    ple_width_fixed: int = 0
+    """Per-layer embedding width when fixed (gemma3n); else `embedding_length_per_layer_input`."""
+    lightning_state: bool = False
+    """Recurrent state of lightning attention, one key head wide (minimax-01)."""
+
+
+def _table(names: str, family: Family) -> dict[str, Family]:
+    return dict.fromkeys(names.split(), family)
+
+
+# Sources (src/llama-model.cpp, src/models/<arch>.cpp of the pinned build) are named per group.
+FAMILIES: dict[str, Family] = {
+    # create_memory: no memory module
+    **_table("bert jina-bert-v2 jina-bert-v3 nomic-bert nomic-bert-moe neo-bert eurobert wavtokenizer-dec "
+             "modern-bert dream llada llada-moe rnd1 clef", Family(memory=False)),
+    "gemma-embedding": Family(memory=False, swa="pattern", swa_rule=SwaRule(6)),
+    # load_arch_hparams' sliding-window setups
+    "gemma2": Family(swa="pattern", swa_rule=SwaRule(2, default_window=4096)),
+    "gemma3": Family(swa="pattern", swa_rule=SwaRule(6, requires_window=True)),
+    "gemma3n": Family(swa="pattern", swa_rule=SwaRule(5), altup=GEMMA3N_ALTUP, kv_layers_fixed=20,
+                      ple_width_fixed=GEMMA3N_EMBD_ALTUP),
+    "cohere2": Family(swa="pattern", swa_rule=SwaRule(4)),
+    "cohere2moe": Family(swa="pattern", swa_rule=SwaRule(4, dense_first=True)),
+    "gpt-oss": Family(swa="pattern", swa_rule=SwaRule(2)),
+    "llama4": Family(swa="pattern", swa_rule=SwaRule(4, forced_window=8192, zero_key_disables=True)),
+    "exaone-moe": Family(swa="pattern", swa_rule=SwaRule(4, default_window=128)),
+    "exaone4": Family(swa="pattern", swa_rule=SwaRule(4, default_window=4096, only_n_layer=64)),
+    "olmo2": Family(swa="pattern", swa_rule=SwaRule(4, requires_window=True)),
+    "smallthinker": Family(swa="pattern",
+                           swa_rule=SwaRule(4, dense_first=True, requires_window=True, forced_window=4096)),
+    "mellum": Family(swa="pattern", swa_rule=SwaRule(4, requires_window=True)),
+    "plamo3": Family(swa="pattern", swa_rule=SwaRule(8, requires_window=True)),
+    "afmoe": Family(swa="pattern", swa_rule=SwaRule(4, requires_window=True)),
+    "laguna": Family(swa="pattern", swa_rule=SwaRule(4, dense_first=True, requires_window=True)),
+    "muse-glimmer": Family(swa="pattern", swa_rule=SwaRule(4)),
+    "gemma4": Family(swa="flag_array", kv_layers_shared_key=True),
+    **_table("mimo2 step35 granite_swa maple spark2_5", Family(swa="flag_array")),
+    # recurrent and hybrid models
+    **_table("mamba mamba2 rwkv6 rwkv6qwen2 rwkv7 arwkv7", Family(layers="recurrent")),
+    "falcon-h1": Family(layers="both"),
+    **_table("nemotron_h nemotron_h_moe", Family(layers="zero_kv_and_ff")),
+    **_table("jamba granitehybrid plamo2 kimi-linear kimi-k3 glm5-next bailingmoe3", Family(layers="zero_kv")),
+    **_table("lfm2 lfm2moe", Family(layers="zero_kv", swa="every_attention_layer")),
+    **_table("qwen3next qwen35 qwen35moe qwen4exp", Family(layers="interval")),
+    "minimax-01": Family(layers="interval", full_attention_interval=8, lightning_state=True),
 }
-# These read a bool `sliding_window_pattern` array (required) and `sliding_window`.
-SWA_ARRAY_ARCHS = frozenset({"gemma4", "mimo2", "step35", "granite_swa", "maple", "spark2_5"})
+DEFAULT_FAMILY = Family()
 
-RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"})
-# Hybrids whose recurrent layers are the ones with head_count_kv == 0 (src/models/<arch>.cpp).
-HYBRID_BY_ZERO_KV = frozenset(
-    {"jamba", "granitehybrid", "lfm2", "lfm2moe", "plamo2", "kimi-linear", "kimi-k3", "glm5-next", "bailingmoe3"}
-)
-# Hybrids with `attention.recurrent_layers` or `full_attention_interval`.
-HYBRID_BY_INTERVAL = frozenset({"qwen3next", "qwen35", "qwen35moe", "qwen4exp", "minimax-01"})
+
+def family_of(arch: str) -> Family:
+    """The rules of `general.architecture`; an architecture without special rules is plain attention."""
+    return FAMILIES.get(arch, DEFAULT_FAMILY)
+
 
 QUANTIZED_ROW_PADDING = 512
 CUDA_ALIGNMENT = 128
@@ -227,22 +279,23 @@ def _swa_pattern(keys: _Keys, n_layer: int) -> list[bool] | int | None:
 
 def _swa(h: GgufHeader, keys: _Keys, n_layer: int, recurrent: tuple[bool, ...]) -> tuple[int, tuple[bool, ...]]:
     """(window, per-layer SWA flags) as the architecture's load_arch_hparams sets them."""
-    arch = h.architecture
+    family = family_of(h.architecture)
     window_key = h.arch_key("attention.sliding_window")
     window = keys.scalar("attention.sliding_window", 0, MAX_CONTEXT)
     pattern = _swa_pattern(keys, n_layer)
     none = (False,) * n_layer
-    if arch in ("lfm2", "lfm2moe"):
-        # lfm2.cpp: with a window, every attention layer is SWA
+    if family.swa == "every_attention_layer":
         return (window, tuple(not r for r in recurrent)) if window > 0 else (0, none)
-    if arch in SWA_ARRAY_ARCHS:
+    if family.swa == "flag_array":
         if not isinstance(pattern, list) or window <= 0:
             return 0, none
         return window, tuple(bool(v) for v in pattern[:n_layer]) + (False,) * max(0, n_layer - len(pattern))
-    rule = SWA_RULES.get(arch)
-    if rule is None:
+    rule = family.swa_rule
+    if family.swa != "pattern" or rule is None:
         return 0, none
-    if arch == "llama4" and window_key is not None and window == 0:
+    if rule.only_n_layer and n_layer != rule.only_n_layer:
+        return 0, none
+    if rule.zero_key_disables and window_key is not None and window == 0:
         return 0, none
     if rule.requires_window and window <= 0:
         return 0, none
@@ -258,38 +311,24 @@ def _swa(h: GgufHeader, keys: _Keys, n_layer: int, recurrent: tuple[bool, ...]) 
     return (window, flags) if window > 0 and any(flags) else (0, none)
 
 
-def _exaone4_swa(keys: _Keys, n_layer: int) -> tuple[int, tuple[bool, ...]]:
-    """exaone4.cpp: only the 64-layer (32B) model has SWA (pattern 4, window 4096 unless the GGUF says)."""
-    if n_layer != 64:
-        return 0, (False,) * n_layer
-    pattern = _swa_pattern(keys, n_layer)
-    window = keys.scalar("attention.sliding_window", 4096, MAX_CONTEXT)
-    if isinstance(pattern, list):
-        flags = tuple(bool(v) for v in pattern[:n_layer]) + (False,) * max(0, n_layer - len(pattern))
-    else:
-        flags = _pattern_flags(n_layer, int(pattern) if isinstance(pattern, int) else 4, False)
-    return (window, flags) if window > 0 else (0, (False,) * n_layer)
-
-
 def _recurrent(
     h: GgufHeader, keys: _Keys, n_layer: int, n_trunk: int, n_head_kv: list[int], n_ff: list[int]
 ) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
     """(recurrent-state layers, attention-KV layers) among the trunk layers (create_memory filters)."""
-    arch = h.architecture
+    family = family_of(h.architecture)
     trunk = tuple(il < n_trunk for il in range(n_layer))
-    if arch in RECURRENT_ARCHS:
+    if family.layers == "recurrent":
         return trunk, (False,) * n_layer
-    if arch == "falcon-h1":
-        # every layer has both a Mamba-2 mixer and attention (filter_attn and filter_recr are always true)
+    if family.layers == "both":
         return trunk, trunk
-    if arch in ("nemotron_h", "nemotron_h_moe"):
+    if family.layers == "zero_kv_and_ff":
         recr = tuple(trunk[il] and n_head_kv[il] == 0 and n_ff[il] == 0 for il in range(n_layer))
         attn = tuple(trunk[il] and n_head_kv[il] > 0 and n_ff[il] == 0 for il in range(n_layer))
         return recr, attn
-    if arch in HYBRID_BY_ZERO_KV:
+    if family.layers == "zero_kv":
         recr = tuple(trunk[il] and n_head_kv[il] == 0 for il in range(n_layer))
         return recr, tuple(trunk[il] and not recr[il] for il in range(n_layer))
-    if arch in HYBRID_BY_INTERVAL:
+    if family.layers == "interval":
         listed = keys.flags("attention.recurrent_layers", n_layer)
         if listed is not None:
             # get_key_or_arr: one flag per layer
@@ -298,8 +337,7 @@ def _recurrent(
                                   f"a per-layer array must hold block_count ({n_layer}) values, not {len(listed)}")
             recr = tuple(trunk[il] and listed[il] for il in range(n_layer))
         else:
-            default_interval = 8 if arch == "minimax-01" else 4
-            interval = keys.scalar("full_attention_interval", default_interval, MAX_LAYERS)
+            interval = keys.scalar("full_attention_interval", family.full_attention_interval, MAX_LAYERS)
             recr = tuple(trunk[il] and interval > 0 and (il + 1) % interval != 0 for il in range(n_layer))
         return recr, tuple(trunk[il] and not recr[il] for il in range(n_layer))
     return (False,) * n_layer, trunk
@@ -311,7 +349,7 @@ def _recurrent_dims(h: GgufHeader, keys: _Keys, n_embd: int, n_head: int, head_k
     wkv = keys.scalar("wkv.head_size", 0, MAX_HEAD_DIM)
     shortconv = keys.scalar("shortconv.l_cache", 0, MAX_HEAD_DIM)
     kda = keys.scalar("kda.head_dim", 0, MAX_HEAD_DIM)
-    la = head_k if h.architecture == "minimax-01" else 0
+    la = head_k if family_of(h.architecture).lightning_state else 0
     d_conv = keys.scalar("ssm.conv_kernel", 0, MAX_HEAD_DIM)
     d_inner = keys.scalar("ssm.inner_size", 0, MAX_FF)
     d_state = keys.scalar("ssm.state_size", 0, MAX_HEAD_DIM)
@@ -348,22 +386,19 @@ def _recurrent_dims(h: GgufHeader, keys: _Keys, n_embd: int, n_head: int, head_k
 
 def _kv_from_start(keys: _Keys, n_layer: int) -> int:
     """llama_hparams::n_layer_kv_from_start: later layers reuse an earlier layer's KV (gemma3n/gemma4)."""
-    if keys.h.architecture == "gemma3n":
-        return 20
-    if keys.h.architecture == "gemma4":
+    family = family_of(keys.h.architecture)
+    if family.kv_layers_fixed:
+        return family.kv_layers_fixed
+    if family.kv_layers_shared_key:
         return n_layer - keys.scalar("attention.shared_kv_layers", 0, n_layer)
     return n_layer
 
 
-# src/llama-hparams.h: gemma3n's AltUp streams and per-layer embedding width are fixed, not GGUF keys.
-GEMMA3N_ALTUP = 4
-GEMMA3N_EMBD_ALTUP = 256
-
-
 def _ple_width(keys: _Keys, n_trunk: int) -> int:
     """Values per token of the per-layer embeddings ([n_embd_per_layer, n_layer] per token)."""
-    if keys.h.architecture == "gemma3n":
-        return GEMMA3N_EMBD_ALTUP * n_trunk
+    fixed = family_of(keys.h.architecture).ple_width_fixed
+    if fixed:
+        return fixed * n_trunk
     return keys.scalar("embedding_length_per_layer_input", 0, MAX_EMBD) * n_trunk
 
 
@@ -442,9 +477,10 @@ def arch_from_header(h: GgufHeader, source: str) -> ModelArch:
     # llama_hparams::is_mla(): both MLA head sizes present -> the cache holds K only (K = latent + rope)
     mla = bool(keys.scalar("attention.key_length_mla", 0, MAX_HEAD_DIM)) and bool(
         keys.scalar("attention.value_length_mla", 0, MAX_HEAD_DIM))
-    decoder = arch not in NO_KV_ARCHS
+    family = family_of(arch)
+    decoder = family.memory
     recurrent, attention = _recurrent(h, keys, n_layer, n_trunk, n_head_kv, n_ff)
-    n_swa, swa = _exaone4_swa(keys, n_layer) if arch == "exaone4" else _swa(h, keys, n_layer, recurrent)
+    n_swa, swa = _swa(h, keys, n_layer, recurrent)
     kv_from_start = _kv_from_start(keys, n_layer)
     layers = tuple(
         LayerSpec(
@@ -485,5 +521,5 @@ def arch_from_header(h: GgufHeader, source: str) -> ModelArch:
         v_head_dim=v_len,
         shared_kv=kv_from_start < n_layer,
         ple_width=_ple_width(keys, n_trunk),
-        n_altup=GEMMA3N_ALTUP if arch == "gemma3n" else 0,
+        n_altup=family.altup,
     )
