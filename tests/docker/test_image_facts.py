@@ -405,10 +405,9 @@ def test_stack_specs_programs_and_healthchecks_work_in_the_local_images(
 ) -> None:
     """What stack.render.containers declares (entrypoint binary, upload directory, healthcheck command) works in
     the image that stands in for the spec's upstream image; the healthcheck runs in a live container of it."""
-    from stack.render.containers import build_container_specs
-    from tests.unit.render_samples import config
+    from tests.unit.render_samples import ALL_SECRETS, deployment
 
-    specs = {s.service: s for s in build_container_specs(config())}
+    specs = {s.service: s for s in deployment(secret_keys=ALL_SECRETS - {"api_key"}).specs}
     assert set(specs) == set(SERVICE_CONTAINERS), "new service: add its container fixture here"
     spec = specs[service]
     container = request.getfixturevalue(SERVICE_CONTAINERS[service])

@@ -40,7 +40,6 @@ from hypothesis import strategies as st
 from models.config import StackConfig
 from models.load import ConfigError, parse_stack_config
 from models.values import NAME_RE, control_chars
-from stack.render.containers import build_container_specs, network_spec
 from stack.render.litellm import embedding_names, llama_swap_names, render_litellm_config
 from stack.render.llama_swap import LLAMA_SWAP_API_KEY_ENV, render_llama_swap_config
 from stack.render.paths import CONTAINER_PATHS, RenderPaths
@@ -50,6 +49,7 @@ from stack.targets.compose.compose_file import render_compose, upload_source
 from tests.harness import binaries
 from tests.harness.llama_server import http_request
 from tests.integration.test_generated_configs import expected_listing, load_in_llama_swap
+from tests.unit.render_samples import deployment
 
 pytestmark = pytest.mark.integration
 
@@ -359,8 +359,10 @@ def test_docker_compose_reads_back_what_we_rendered(
     workdir: Path, docker_compose: Path, fuzzed: Fuzzed, api_key: bool
 ) -> None:
     cfg = accepted(fuzzed)
-    specs = build_container_specs(cfg, CONTAINER_PATHS, api_key_enabled=api_key)
-    rendered = render_compose(specs, network_spec(cfg), "docker-compose.yml")
+    secret_keys = fuzzed.secrets - {"api_key"} | ({"api_key"} if api_key else set())
+    dep = deployment(cfg, secret_keys=secret_keys, paths=CONTAINER_PATHS)
+    specs = dep.specs
+    rendered = render_compose(dep, "docker-compose.yml")
     directory = Path(tempfile.mkdtemp(dir=workdir))
     _write(directory, rendered.text, rendered.files)
     out = _compose_config(docker_compose, directory, rendered.secret_variables)

@@ -10,7 +10,8 @@ exactly as the container does, `llama-swap -config <file> -listen 127.0.0.1:<por
 its environment (v250 has no validate flag; it loads the config without starting any model): every repo stack,
 the rich stack below and the render samples of the unit tests (`tests/unit/render_samples.py`), with and without
 the `api_key` secret. Its `/v1/models` must list exactly the model ids with their aliases and the embedding peer
-names the stack outputs promise (`stack.render.outputs.model_outputs`), and it must refuse requests without the key when
+names the stack outputs promise (`stack.render.outputs.llama_swap_answers` and `embedding_answers`, the `models`
+output of `stack.deployment.Deployment.outputs`), and it must refuse requests without the key when
 one is configured. Broken variants of a generated config must make it exit 1 with its own error message.
 """
 
@@ -34,7 +35,7 @@ from models.load import load_stack_file, parse_stack_config
 from stack.gguf.sources import LocalHeaders
 from stack.render.litellm import embedding_names, llama_swap_names, render_litellm_config
 from stack.render.llama_swap import LLAMA_SWAP_API_KEY_ENV, llama_swap_argv, render_llama_swap_config
-from stack.render.outputs import model_outputs
+from stack.render.outputs import embedding_answers, llama_swap_answers
 from stack.render.paths import RenderPaths
 from stack.sizing.plan import build_plan
 from tests.harness import binaries
@@ -281,11 +282,11 @@ def swap_loads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SwapLoad]:
 
 
 def expected_listing(cfg: StackConfig) -> dict[str, list[str]]:
-    """What the stack outputs say llama-swap lists: each model id with its aliases, each embedding peer id."""
-    models = model_outputs(cfg, None)
-    out = {mid: list(m["aliases"]) for mid, m in models["llama_swap"].items()}
-    if models["embedding"] is not None:
-        out |= {fqn: [] for fqn in models["embedding"]["llama_swap_ids"]}
+    """What the stack outputs say llama-swap lists: each model id with its aliases, each embedding peer id (the
+    `llama_swap` and `embedding` entries of the `models` output)."""
+    out = {mid: list(m["aliases"]) for mid, m in llama_swap_answers(cfg).items()}
+    if cfg.embedding is not None:
+        out |= {fqn: [] for fqn in embedding_answers(cfg, None)["llama_swap_ids"]}
     return out
 
 

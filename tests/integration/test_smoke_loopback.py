@@ -33,10 +33,10 @@ import pytest
 
 from models.config import StackConfig
 from models.load import load_stack_file
+from stack.deployment import build_deployment
 from stack.gguf.sources import LocalHeaders
-from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP, container_name, endpoints
+from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from stack.render.llama_swap import render_llama_swap_config
-from stack.render.outputs import auth_outputs, embedding_dimension, model_outputs
 from stack.sizing.plan import build_plan
 from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
@@ -208,20 +208,15 @@ def test_smoke_fails_on_a_wrong_port_in_the_generated_litellm_config(
 
 
 def test_smoke_suite_collects_llama_swap_and_container_checks_for_a_docker_deployment(tmp_path: Path) -> None:
-    """For the outputs of a real deployment (Pulumi.dev.yaml, built by the functions `stack.targets.pulumi.program`
-    exports
-    with), the llama-swap checks are collected, and the container checks wherever `docker` works."""
+    """For the outputs of a real deployment (Pulumi.dev.yaml with LiteLLM on and the `api_key` secret, as
+    `stack.targets.pulumi.program` exports them: the Deployment's outputs with its container names), the llama-swap
+    checks are collected, and the container checks wherever `docker` works."""
     cfg = load_stack_file(REPO / "Pulumi.dev.yaml").config
+    cfg = cfg.model_copy(update={"litellm": cfg.litellm.model_copy(update={"enabled": True})})
     plan = build_plan(cfg, LocalHeaders(Path(cfg.models_dir)))
-    cfg = plan.config.model_copy(update={"litellm": plan.config.litellm.model_copy(update={"enabled": True})})
-    urls = endpoints(cfg)
-    targets = {
-        "endpoints": urls,
-        "container_names": {s: container_name(cfg, s) for s in urls},
-        "models": model_outputs(cfg, embedding_dimension(plan)),
-        "auth_required": auth_outputs(cfg, api_key_enabled=True),
-        "sizing": plan.to_json(),
-    }
+    deployment = build_deployment(plan, frozenset({"api_key", "litellm_master_key"}))
+    targets = deployment.outputs(deployment.container_names)
+    assert set(targets["container_names"]) == {LLAMA_SWAP, EMBEDDINGS, LITELLM}
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(targets))
     proc = subprocess.run(

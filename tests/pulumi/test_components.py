@@ -10,10 +10,10 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from stack.render.containers import CONFIG_HASH_LABEL, EMBEDDINGS, LITELLM, LLAMA_SWAP, build_container_specs
+from stack.render.containers import CONFIG_HASH_LABEL, EMBEDDINGS, LITELLM, LLAMA_SWAP
 from stack.targets.pulumi import LocalLlmStack, container_args
 from tests.pulumi.conftest import MONITOR, RecordingMocks, mock_image_id, pulumi_test
-from tests.unit.render_samples import config
+from tests.unit.render_samples import config, deployment
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -53,7 +53,7 @@ def _type_of_urn(urn: str) -> str:
 
 @pulumi_test
 def test_resource_graph_types_and_parents(mocks: RecordingMocks) -> Awaitable[None]:
-    stack = LocalLlmStack("t", config(), _secrets())
+    stack = LocalLlmStack("t", deployment(), _secrets())
 
     async def check() -> None:
         await _settled(stack)
@@ -85,7 +85,7 @@ def test_resource_graph_types_and_parents(mocks: RecordingMocks) -> Awaitable[No
 
 @pulumi_test
 def test_containers_replace_safely_and_wait_for_health(mocks: RecordingMocks) -> Awaitable[None]:
-    stack = LocalLlmStack("t", config(), _secrets())
+    stack = LocalLlmStack("t", deployment(), _secrets())
 
     async def check() -> None:
         await _settled(stack)
@@ -108,10 +108,34 @@ def test_containers_replace_safely_and_wait_for_health(mocks: RecordingMocks) ->
     return check()
 
 
+@pytest.mark.parametrize("overrides", [{}, {"embeddings": None}, {"litellm": {"enabled": False}}],
+                         ids=["all", "no-embeddings", "no-litellm"])
+@pulumi_test
+def test_each_container_waits_for_the_services_it_comes_after(
+    mocks: RecordingMocks, overrides: dict[str, Any]
+) -> Awaitable[None]:
+    """The Deployment's start order as Pulumi dependencies: LiteLLM's container depends on every other service's
+    container, and no container depends on a service it does not come `after`."""
+    dep = deployment(**overrides)
+    stack = LocalLlmStack("t", dep, _secrets())
+
+    async def check() -> None:
+        await _settled(stack)
+        urns = {key: await svc.container.urn.future() for key, svc in stack.services.items()}
+        assert list(urns) == [s.key for s in dep.services]
+        for svc in dep.services:
+            deps = set(MONITOR.request(f"t-{svc.key}-container").dependencies)
+            assert {key for key, urn in urns.items() if urn in deps} == set(svc.after), svc.key
+        if LITELLM in urns:
+            assert set(dep.service(LITELLM).after) == set(urns) - {LITELLM}
+
+    return check()
+
+
 @pulumi_test
 def test_container_arguments(mocks: RecordingMocks) -> Awaitable[None]:
     cfg = config(gpu={"profile": "rtx-4090", "device": "device=0"})
-    stack = LocalLlmStack("t", cfg, _secrets())
+    stack = LocalLlmStack("t", deployment(cfg), _secrets())
 
     async def check() -> None:
         await _settled(stack)
@@ -159,7 +183,7 @@ def test_container_arguments(mocks: RecordingMocks) -> Awaitable[None]:
 
 @pulumi_test
 def test_cpu_profile_requests_no_gpu(mocks: RecordingMocks) -> Awaitable[None]:
-    stack = LocalLlmStack("t", config(gpu={"profile": "cpu"}), _secrets())
+    stack = LocalLlmStack("t", deployment(gpu={"profile": "cpu"}), _secrets())
 
     async def check() -> None:
         await _settled(stack)
@@ -171,7 +195,7 @@ def test_cpu_profile_requests_no_gpu(mocks: RecordingMocks) -> Awaitable[None]:
 
 @pulumi_test
 def test_secrets_reach_containers_only_as_secret_envs(mocks: RecordingMocks) -> Awaitable[None]:
-    stack = LocalLlmStack("t", config(), _secrets())
+    stack = LocalLlmStack("t", deployment(), _secrets())
 
     async def check() -> None:
         await _settled(stack)
@@ -203,7 +227,7 @@ def test_secrets_reach_containers_only_as_secret_envs(mocks: RecordingMocks) -> 
 @pulumi_test
 def test_without_secrets_envs_stay_plain_and_auth_is_off(mocks: RecordingMocks) -> Awaitable[None]:
     cfg = config(litellm={"enabled": False})
-    stack = LocalLlmStack("t", cfg, {})
+    stack = LocalLlmStack("t", deployment(cfg, secret_keys=frozenset()), {})
 
     async def check() -> None:
         await _settled(stack)
@@ -219,13 +243,13 @@ def test_without_secrets_envs_stay_plain_and_auth_is_off(mocks: RecordingMocks) 
 
 def test_missing_secret_is_refused_before_registering(mocks: RecordingMocks) -> None:
     with pytest.raises(ValueError, match="litellm_master_key"):
-        LocalLlmStack("t", config(), _secrets(("api_key", "openai_api_key")))
+        LocalLlmStack("t", deployment(), _secrets(("api_key", "openai_api_key")))
     assert MONITOR.requests == []
 
 
 @pulumi_test
 def test_container_args_maps_a_spec(mocks: RecordingMocks) -> Awaitable[None]:
-    spec = build_container_specs(config(), api_key_enabled=True)[0]
+    spec = deployment().specs[0]
     args = container_args(spec, "sha256:img", "net-id", {"LLAMA_SWAP_API_KEY": pulumi.Output.secret("k")})
     assert args["image"] == "sha256:img"
     assert args["name"] == "llm-llama-swap"

@@ -1,11 +1,9 @@
 """The compose export and the Pulumi deployment say the same thing about every container.
 
 `stack.targets.compose.compose_file.compose_service` and `stack.targets.pulumi.container_args` both map one
-`ContainerSpec`; this compares
-their results field by field, so a spec field that one mapping forgets, or renders differently, fails here. The
-intended differences are listed in `stack.targets.compose.compose_file`'s docstring: image tag instead of pulled id,
-uploads as
-read-only bind mounts, secrets as `${VAR}` references.
+`ContainerSpec`; this compares their results field by field, so a spec field that one mapping forgets, or renders
+differently, fails here. The intended differences are listed in `stack.targets.compose.compose_file`'s docstring:
+image tag instead of pulled id, uploads as read-only bind mounts, secrets as `${VAR}` references.
 """
 
 from __future__ import annotations
@@ -18,13 +16,14 @@ import pulumi
 import pytest
 
 from models.load import parse_stack_config
+from stack.deployment import build_deployment
 from stack.gguf.sources import header_source_for
-from stack.render.containers import ContainerSpec, build_container_specs
+from stack.render.containers import ContainerSpec
 from stack.sizing.plan import build_plan
-from stack.targets.compose.compose_file import compose_outputs, compose_service, secret_variable
+from stack.targets.compose.compose_file import compose_service, secret_variable
 from stack.targets.pulumi import container_args, program
 from tests.pulumi.conftest import PROJECT, RecordingMocks, pulumi_test
-from tests.unit.render_samples import config, raw
+from tests.unit.render_samples import deployment, raw
 
 FILES = "docker-compose.files"
 
@@ -87,9 +86,9 @@ def _compose_view(spec: ContainerSpec, svc: dict[str, Any]) -> dict[str, Any]:
 @pulumi_test
 def test_compose_and_pulumi_map_every_spec_alike(mocks: RecordingMocks) -> Awaitable[None]:
     pairs = []
-    for cfg in (config(), config(gpu={"profile": "rtx-4090", "device": "device=1"}, bind_address="::1"),
-                config(gpu={"profile": "cpu"})):
-        for spec in build_container_specs(cfg, api_key_enabled=True):
+    for dep in (deployment(), deployment(gpu={"profile": "rtx-4090", "device": "device=1"}, bind_address="::1"),
+                deployment(gpu={"profile": "cpu"})):
+        for spec in dep.specs:
             secrets = {env: pulumi.Output.secret(f"value-of-{key}") for env, key in spec.secret_env.items()}
             args = container_args(spec, "sha256:img", "net-id", secrets)
             svc = compose_service(spec, FILES)
@@ -113,7 +112,8 @@ def test_compose_and_pulumi_map_every_spec_alike(mocks: RecordingMocks) -> Await
 
 
 def test_compose_outputs_are_the_stack_outputs(mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`python -m stack compose` writes the smoke suite's targets; they equal what `pulumi stack output` gives."""
+    """`python -m stack compose` writes the smoke suite's targets (its Deployment's outputs with the container names
+    it gives the containers); they equal what `pulumi stack output` gives."""
     doc = {**raw(), "models_dir": "/nonexistent/local-llm-stack-models", "network": {"name": "ai"}}
     secrets = {"api_key": "sk-a", "litellm_master_key": "sk-m", "openai_api_key": "sk-o"}
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in doc.items()}
@@ -135,6 +135,6 @@ def test_compose_outputs_are_the_stack_outputs(mocks: RecordingMocks, monkeypatc
 
     run()
     cfg = parse_stack_config(doc, frozenset(secrets))
-    plan = build_plan(cfg, header_source_for(cfg.models_dir))
-    assert compose_outputs(plan, api_key_enabled=True) == {**exported, "container_names": names}
+    dep = build_deployment(build_plan(cfg, header_source_for(cfg.models_dir)), frozenset(secrets))
+    assert dep.outputs(dep.container_names) == {**exported, "container_names": names}
     assert names == {"llama-swap": "ai-llama-swap", "embeddings": "ai-embeddings", "litellm": "ai-litellm"}

@@ -11,10 +11,10 @@ import pulumi
 import pytest
 
 from models.load import parse_stack_config
+from stack.deployment import build_deployment
 from stack.gguf.sources import header_source_for
 from stack.report import render_text
 from stack.sizing.plan import build_plan
-from stack.targets.pulumi import program
 from stack.targets.pulumi.program import StackRefused, main, read_config
 from tests.pulumi.conftest import MONITOR, PROJECT, RecordingMocks, pulumi_test, set_config_from_stack_file
 from tests.smoke.targets import parse_targets
@@ -179,9 +179,11 @@ def test_read_config_falls_back_to_the_environment(mocks: RecordingMocks, monkey
     assert secrets == frozenset({"api_key"})
 
 
-def test_needed_secrets() -> None:
-    cfg = parse_stack_config(FITS, frozenset({"litellm_master_key"}))
-    assert program.needed_secrets(cfg, frozenset({"litellm_master_key"})) == ["litellm_master_key"]
-    assert program.needed_secrets(cfg, frozenset(SECRET_VALUES)) == ["api_key", "litellm_master_key"]
-    off = parse_stack_config({**FITS, "litellm": {"enabled": False}})
-    assert program.needed_secrets(off, frozenset({"litellm_master_key"})) == []
+def test_the_deployment_reads_only_the_secrets_its_containers_need() -> None:
+    """The program asks Pulumi for exactly these (`require_secret`); a configured key no container reads is not."""
+    def keys(doc: dict[str, Any], configured: frozenset[str]) -> tuple[str, ...]:
+        return build_deployment(build_plan(parse_stack_config(doc, configured)), configured).secret_keys
+
+    assert keys(FITS, frozenset({"litellm_master_key"})) == ("litellm_master_key",)
+    assert keys(FITS, frozenset(SECRET_VALUES)) == ("api_key", "litellm_master_key")
+    assert keys({**FITS, "litellm": {"enabled": False}}, frozenset({"litellm_master_key"})) == ()

@@ -6,6 +6,9 @@ import copy
 from typing import Any
 
 from models import StackConfig, parse_stack_config
+from stack.deployment import Deployment, build_deployment
+from stack.render.paths import CONTAINER_PATHS, RenderPaths
+from stack.sizing.plan import build_plan
 
 ALL_SECRETS = frozenset({"api_key", "litellm_master_key", "openai_api_key"})
 
@@ -70,3 +73,19 @@ def config(doc: dict[str, Any] | None = None, **overrides: Any) -> StackConfig:
     doc = doc if doc is not None else raw(**overrides)
     cloud = {fb["api_key_secret"] for fb in doc.get("litellm", {}).get("fallbacks", [])}
     return parse_stack_config(doc, ALL_SECRETS | cloud)
+
+
+def deployment(
+    cfg: StackConfig | None = None,
+    *,
+    secret_keys: frozenset[str] = ALL_SECRETS,
+    paths: RenderPaths = CONTAINER_PATHS,
+    **overrides: Any,
+) -> Deployment:
+    """What `pulumi up` would deploy for `cfg` (else `config(**overrides)`), sized from the catalog; without
+    `api_key` in `secret_keys` llama-swap and the embedding server take no key."""
+    if cfg is None:
+        cfg = config(**overrides)
+    elif overrides:
+        raise TypeError("give either a config or overrides of the sample, not both")
+    return build_deployment(build_plan(cfg), secret_keys, paths)

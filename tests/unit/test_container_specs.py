@@ -13,20 +13,23 @@ from stack.render.containers import (
     LITELLM,
     LLAMA_SWAP,
     ContainerSpec,
-    build_container_specs,
     config_hash,
-    endpoints,
     go_duration,
     network_spec,
 )
 from stack.render.litellm import render_litellm_config
 from stack.render.llama_swap import render_llama_swap_config
 from stack.render.paths import CONTAINER_PATHS
-from tests.unit.render_samples import config, raw
+from tests.unit.render_samples import ALL_SECRETS, config, deployment, raw
 
 
 def _specs(cfg: StackConfig, api_key_enabled: bool = True) -> dict[str, ContainerSpec]:
-    return {s.service: s for s in build_container_specs(cfg, api_key_enabled=api_key_enabled)}
+    secret_keys = ALL_SECRETS if api_key_enabled else ALL_SECRETS - {"api_key"}
+    return {s.service: s for s in deployment(cfg, secret_keys=secret_keys).specs}
+
+
+def _endpoints(cfg: StackConfig) -> dict[str, str]:
+    return {s.key: s.exposure.url for s in deployment(cfg).services}
 
 
 def _hashes(cfg: StackConfig) -> dict[str, str]:
@@ -57,7 +60,7 @@ def test_with_litellm_on_only_litellm_is_published_on_a_wide_address() -> None:
     assert {key: {p.host_ip for p in s.ports} for key, s in wide.items()} == {
         LLAMA_SWAP: {"127.0.0.1"}, EMBEDDINGS: {"127.0.0.1"}, LITELLM: {"0.0.0.0"},
     }
-    assert endpoints(config(bind_address="0.0.0.0")) == {
+    assert _endpoints(config(bind_address="0.0.0.0")) == {
         LLAMA_SWAP: "http://127.0.0.1:9292", EMBEDDINGS: "http://127.0.0.1:8081", LITELLM: "http://0.0.0.0:4000",
     }
 
@@ -154,7 +157,7 @@ def test_a_cloud_key_may_not_shadow_the_llama_swap_key() -> None:
         "fallbacks": [{"name": "c", "model": "openai/x", "api_key_secret": "llama_swap_api_key"}],
     }
     with pytest.raises(ValueError, match="LLAMA_SWAP_API_KEY"):
-        build_container_specs(config(litellm=litellm), api_key_enabled=True)
+        deployment(config(litellm=litellm))
 
 
 def test_config_hash_label() -> None:
@@ -203,12 +206,12 @@ def test_names_aliases_and_urls_agree() -> None:
 
 
 def test_endpoints() -> None:
-    assert endpoints(config()) == {
+    assert _endpoints(config()) == {
         LLAMA_SWAP: "http://127.0.0.1:9292",
         EMBEDDINGS: "http://127.0.0.1:8081",
         LITELLM: "http://127.0.0.1:4000",
     }
-    assert endpoints(config(bind_address="::1", embeddings=None, litellm={"enabled": False})) == {
+    assert _endpoints(config(bind_address="::1", embeddings=None, litellm={"enabled": False})) == {
         LLAMA_SWAP: "http://[::1]:9292"
     }
 

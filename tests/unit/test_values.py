@@ -12,10 +12,10 @@ import yaml
 
 from models.load import ConfigError, docker_settings, load_stack_file, parse_stack_config
 from stack.gguf.sources import SshTarget, ssh_target
-from stack.render.containers import build_container_specs
 from stack.render.yaml_text import dump_yaml
 from stack.report import printable
 from stack.targets.compose.compose_file import compose_service
+from tests.unit.render_samples import deployment
 
 BASE: dict[str, Any] = {
     "models_dir": "/srv/models",
@@ -316,8 +316,7 @@ def test_plain_strings_stay_plain() -> None:
 
 
 def test_compose_escapes_dollar_in_every_value() -> None:
-    cfg = parse_stack_config(_raw(**{"models.chat.catalog": "qwen2.5-7b/Q4_K_M"}))
-    spec = build_container_specs(cfg)[0]
+    spec = deployment(parse_stack_config(_raw()), secret_keys=frozenset()).specs[0]
     spec = type(spec)(**{**spec.__dict__, "image": "img:$X", "name": "n$X",
                          "mounts": (type(spec.mounts[0])("/m$X", "/models$X"),)})
     service = compose_service(spec, "f")
