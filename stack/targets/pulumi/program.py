@@ -15,7 +15,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from models.load import ConfigError, docker_settings, parse_stack_config
-from stack.deployment import build_deployment
+from stack.deployment import Deployment, build_deployment
 from stack.errors import internal_error_message, show_traceback
 from stack.gguf.remote import pending_downloads, token_from_env, with_sources
 from stack.gguf.sources import header_source_for
@@ -141,9 +141,23 @@ def _deploy() -> None:
     deployment = build_deployment(load_checked_plan(raw, secret_keys), secret_keys)
     config = pulumi.Config()
     secrets = {key: config.require_secret(key) for key in deployment.secret_keys}
+    if deployment.config.target == "kubernetes":
+        _deploy_kubernetes(deployment, secrets)
+        return
     docker = pulumi.Config("docker")
     host, ssh_opts = docker_settings(docker.get("host"), _ssh_opts(docker))
     stack = LocalLlmStack(STACK_RESOURCE_NAME, deployment, secrets, docker_host=host, ssh_opts=ssh_opts,
                           hf_token=_download_token(secret_keys))
     for key, value in deployment.outputs(stack.container_names).items():
+        pulumi.export(key, value)
+
+
+def _deploy_kubernetes(deployment: Deployment, secrets: Mapping[str, pulumi.Output[str]]) -> None:
+    """The kubernetes target; the outputs carry in-cluster URLs (`http://<service>.<namespace>.svc.cluster.local`).
+    Imported here so that docker stacks never load pulumi-kubernetes."""
+    from stack.targets.kubernetes import outputs
+    from stack.targets.kubernetes.component import KubernetesStack
+
+    KubernetesStack(STACK_RESOURCE_NAME, deployment, secrets)
+    for key, value in outputs(deployment).items():
         pulumi.export(key, value)
