@@ -5,8 +5,7 @@ Every value ends up in text another program parses: llama-swap's YAML (which exp
 file and splits `cmd` like a POSIX shell), docker-compose's YAML (which interpolates `$`), LiteLLM's YAML, an ssh
 command line, the `plan` report. A value accepted here means the same thing in each of them; the renderers still
 quote and escape (`stack/render/yaml_text.py`, `stack/targets/compose/compose_file.py`), so neither layer relies on the
-other alone.
-Each refusal says what to change.
+other alone. Each refusal says what to change.
 """
 
 from __future__ import annotations

@@ -6,12 +6,10 @@ from zero instead of being spliced. The sha256 is computed while the bytes arriv
 digest (or, for an unpinned Hugging Face file, the digest the server publishes); the GGUF header is checked too.
 Only then is the file renamed onto its final name, on the same filesystem, so no partial or unverified file ever
 carries the final name. A verified download leaves a record (`.lls-fetch/<file>.json`: sha256 and source URL):
-a file whose record matches the source is never downloaded again, and a file fetch did not put there is never
-replaced.
+a file whose record matches the source is never downloaded again, and a file fetch did not put there is never replaced.
 
 Standard library only: `pulumi up` copies this module, `stack.fetch.http_client` and `stack.fetch.remote_part` into a
-one-shot
-container on the Docker host (`stack.fetch.job`), where it downloads the same way. The GGUF check is therefore
+one-shot container on the Docker host (`stack.fetch.job`), where it downloads the same way. The GGUF check is therefore
 injected: the `fetch` command passes the full header and data-extent check (`stack.gguf.header.file_problem`); the
 container checks the GGUF signature, its header having been parsed from the same bytes when `plan` sized it.
 """

@@ -1,9 +1,8 @@
 """One file to download and where it lands: standard library only.
 
 The downloader (`stack.fetch.fetcher`, `stack.fetch.http_client`, `stack.fetch.job`) also runs inside a one-shot
-container on the
-Docker host during `pulumi up`, where only Python's standard library can be counted on; these definitions are
-shared by that code and by the config schema (`models.sources`), which builds them from declared sources.
+container on the Docker host during `pulumi up`, where only Python's standard library can be counted on; these
+definitions are shared by that code and by the config schema (`models.sources`), which builds them from declared sources.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """What one llama-server process runs with: the typed settings after every rule that changes them, resolved once.
 
-`stack.render.server_args` renders the argv from a `ServerProcess` and `stack.sizing.process_size` sizes the same
-value, so the
-command line and the memory the gate proved cannot drift apart. The rules live here and nowhere else:
+`stack.render.server_args` renders the argv from a `ServerProcess` and `stack.sizing.process_size` sizes the same value,
+so the command line and the memory the gate proved cannot drift apart. The rules live here and nowhere else:
 
 * cpu profile: nothing is offloaded (`-ngl 0`, `--spec-draft-ngl 0`, no projector offload);
 * batch sizes: llama-context.cpp caps a causal model's batch by the context before padding it (`n_ubatch`);

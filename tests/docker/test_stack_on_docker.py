@@ -2,8 +2,7 @@
 
 `python -m stack compose --cpu` turns the same `ContainerSpec`s the Pulumi components consume into a compose file
 (`stack.targets.compose.compose_file.compose_service`, the counterpart of `container_args`); Debian's `docker-compose`
-1.29 runs that
-file whole, as exported, on the local images (docker/IMAGES.md): llama-swap v250 (built from source by
+1.29 runs that file whole, as exported, on the local images (docker/IMAGES.md): llama-swap v250 (built from source by
 scripts/install-tools.sh) starting the pinned llama-server for each model, the always-on embedding server (the real
 all-MiniLM-L6-v2) and LiteLLM with a master key, the `api_key` secret set so every service requires a key. The
 llama-swap models are the fixture chat model twice, in llama-swap's default group (one at a time): `chat`

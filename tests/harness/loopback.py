@@ -24,8 +24,8 @@ test process dies without reaching `stop()` (killed by a CI timeout), and llama-
 so no server outlives a run.
 
 The deployment writes a targets JSON with what `pulumi stack output --json` prints for the same stack
-(`stack.deployment.Deployment.outputs`, without container names: nothing runs in a container), which
-`tests/smoke` reads.
+(`stack.deployment.Deployment.outputs`, without container names: nothing runs in a container), which `tests/smoke`
+reads.
 """
 
 from __future__ import annotations
