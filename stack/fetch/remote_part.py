@@ -2,7 +2,8 @@
 
 The downloader (`stack.fetch.fetcher`, `stack.fetch.http_client`, `stack.fetch.job`) also runs inside a one-shot
 container on the Docker host during `pulumi up`, where only Python's standard library can be counted on; these
-definitions are shared by that code and by the config schema (`models.sources`), which builds them from declared sources.
+definitions are shared by that code and by the config schema (`models.sources`), which builds them from declared
+sources.
 """
 
 from __future__ import annotations
