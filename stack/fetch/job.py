@@ -4,7 +4,8 @@ Standard library only: the container is any image with Python 3.11 or later (`im
 module, `stack.fetch.fetcher`, `stack.fetch.http_client`, `stack.fetch.remote_part` and `stack.errors` are copied
 into it before it starts. The job is the JSON in `LLS_FETCH_JOB`; a Hugging Face token, if any, comes as the
 `HF_TOKEN` variable and is sent to `token_origin` only. Progress goes to stderr, one line per tenth or per
-`progress_interval_s`; the last line on stdout is the result as JSON (`ok`, and per part `action`, `sha256`, `bytes`; or the failing `key` and `message`).
+`progress_interval_s`; the last line on stdout is the result as JSON (`ok`, and per part `action`, `sha256`,
+`bytes`; or the failing `key` and `message`).
 
 A job names its `owner` (the download resource that runs it); a successful fetch writes it into each part's
 download record. `mode: delete` removes a part's file only while its record still names the same owner: a file
