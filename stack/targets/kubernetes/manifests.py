@@ -185,7 +185,8 @@ def _models_volume(deployment: Deployment) -> tuple[dict[str, Any], dict[str, An
     if new is not None:
         name = claim_name(deployment)
         size = getattr(new, "size_gib", None) or default_claim_gib(deployment)
-        spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{size}Gi"}}}
+        spec: dict[str, Any] = {"accessModes": [access_mode(deployment)],
+                                "resources": {"requests": {"storage": f"{size}Gi"}}}
         storage_class = getattr(new, "storage_class", None)
         if storage_class:
             spec["storageClassName"] = storage_class
@@ -193,6 +194,14 @@ def _models_volume(deployment: Deployment) -> tuple[dict[str, Any], dict[str, An
                  "metadata": _meta(name, namespace_of(deployment), **{SKIP_AWAIT: "true"}), "spec": spec}
         return {"name": MODELS_VOLUME, "persistentVolumeClaim": {"claimName": name, "readOnly": True}}, claim
     return {"name": MODELS_VOLUME, "hostPath": {"path": host, "type": "Directory"}}, None
+
+
+def access_mode(deployment: Deployment) -> str:
+    """`ReadWriteOnce` while every pod that reads the models sits on one pool; pods on several pools (other nodes)
+    need `ReadWriteMany` (writable, so the files can be put there through the claim)."""
+    placement = getattr(deployment, "placement", None) or {}
+    readers = {placement.get(s.key) for s in deployment.services if s.spec.mounts}
+    return "ReadWriteMany" if len(readers) > 1 else "ReadWriteOnce"
 
 
 def default_claim_gib(deployment: Deployment) -> int:
