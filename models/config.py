@@ -654,8 +654,8 @@ class StackConfig(Strict):
                                    "pool (see Pulumi.k8s.yaml)")]
         errors: list[tuple[str, str]] = []
         if "gpu" in self.model_fields_set:
-            errors.append(("gpu", "with target kubernetes each pool has its own GPU; move it to "
-                                  "kubernetes.pools.<pool>.gpu"))
+            errors.append(("gpu", "with target kubernetes each pool has its own GPU; put it under "
+                                  "kubernetes.pools.<pool>.gpu instead"))
         grouped = {m: gid for gid, g in self.explicit_groups.items() for m in g.members}
         pools = sorted(k8s.pools)
         for key, pool in k8s.placement.items():

@@ -9,7 +9,7 @@ Deployment to their engine; none of them decides anything of the above.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.config import StackConfig
@@ -28,11 +28,15 @@ from stack.render.containers import (
 from stack.render.downloads import DownloadSpec, download_specs
 from stack.render.outputs import embedding_answers, embedding_dimension, litellm_answers, llama_swap_answers
 from stack.render.paths import CONTAINER_PATHS, RenderPaths
+from stack.sizing.placement import Placement, pool_view
 from stack.sizing.plan import Plan
 
 API_KEY = "api_key"
 """The secret that, when set, guards llama-swap and the embedding server."""
 LITELLM_MASTER_KEY = "litellm_master_key"
+
+POOL_LLAMA_SWAP_PREFIX = f"{LLAMA_SWAP}-"
+"""On kubernetes each pool's llama-swap is its own service, `llama-swap-<pool>`."""
 
 ANSWERS_OUTPUT = {LLAMA_SWAP: "llama_swap", EMBEDDINGS: "embedding", LITELLM: "litellm"}
 """Service key → its entry in the `models` output (the smoke suite's names); absent services are null there."""
@@ -85,6 +89,8 @@ class Deployment:
     downloads: tuple[DownloadSpec, ...]
     secret_keys: tuple[str, ...]
     """The secret config keys the containers read, each once."""
+    placement: Mapping[str, str] = field(default_factory=dict)
+    """Service key -> the kubernetes pool its pods run on; empty on the docker target."""
 
     @property
     def config(self) -> StackConfig:
@@ -109,7 +115,10 @@ class Deployment:
         if container_names is not None:
             out["container_names"] = dict(container_names)
         models: dict[str, Any] = dict.fromkeys(ANSWERS_OUTPUT.values())
-        models |= {ANSWERS_OUTPUT[s.key]: s.answers for s in self.services}
+        for s in self.services:
+            pooled = s.key.startswith(POOL_LLAMA_SWAP_PREFIX)
+            name = ANSWERS_OUTPUT[LLAMA_SWAP if pooled else s.key]
+            models[name] = dict(sorted({**(models[name] or {}), **s.answers}.items())) if pooled else s.answers
         out["models"] = models
         out["auth_required"] = {s.key: s.exposure.auth_required for s in self.services}
         out["sizing"] = self.plan.to_json()
@@ -121,20 +130,59 @@ def _service(spec: ContainerSpec, key: str | None, answers: Mapping[str, Any], a
     return Service(spec.service, spec, Exposure(port.host_ip, port.external, key), answers, after)
 
 
+def pool_llama_swap(pool: str) -> str:
+    """The service key (and the kubernetes Service name) of the llama-swap on one pool."""
+    return f"{POOL_LLAMA_SWAP_PREFIX}{pool}"
+
+
+def _pool_services(plan: Plan, placement: Placement, paths: RenderPaths, api_key: bool) -> tuple[
+        list[Service], dict[str, str]]:
+    """Kubernetes: one llama-swap per pool with models (serving only those), the embedding server on its pool, and
+    LiteLLM routing each model's names to the Service of the llama-swap that serves it."""
+    cfg = plan.config
+    guard = API_KEY if api_key else None
+    services: list[Service] = []
+    pools: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for pool in placement.pools:
+        if not placement.models_on(pool):
+            continue
+        key = pool_llama_swap(pool)
+        view = pool_view(cfg, placement, pool, with_embedding=True)
+        spec = llama_swap_spec(view, paths, api_key_enabled=api_key, service=key)
+        services.append(_service(spec, guard, llama_swap_answers(view)))
+        pools[key] = pool
+        urls |= dict.fromkeys(view.models, f"http://{key}:{paths.llama_swap_port}")
+    if cfg.embedding is not None and placement.embeddings is not None:
+        view = pool_view(cfg, placement, placement.embeddings, with_embedding=True)
+        services.append(_service(embedding_spec(view, paths, api_key_enabled=api_key), guard,
+                                 embedding_answers(cfg, embedding_dimension(plan))))
+        pools[EMBEDDINGS] = placement.embeddings
+    if cfg.litellm.enabled and placement.litellm is not None:
+        spec = litellm_spec(cfg, paths, api_key_enabled=api_key, llama_swap_urls=urls)
+        services.append(_service(spec, LITELLM_MASTER_KEY, litellm_answers(cfg), after=tuple(s.key for s in services)))
+        pools[LITELLM] = placement.litellm
+    return services, pools
+
+
 def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths = CONTAINER_PATHS) -> Deployment:
     """The one place the service set, start order, exposure and keys are decided. `secret_keys`: the stack's
     secret config keys (`api_key` among them turns on authentication for llama-swap and the embedding server)."""
     cfg = plan.config
     api_key = API_KEY in secret_keys
     guard = API_KEY if api_key else None
-    services = [_service(llama_swap_spec(cfg, paths, api_key_enabled=api_key), guard, llama_swap_answers(cfg))]
-    if cfg.embedding is not None:
-        services.append(_service(embedding_spec(cfg, paths, api_key_enabled=api_key), guard,
-                                 embedding_answers(cfg, embedding_dimension(plan))))
-    if cfg.litellm.enabled:
-        # LiteLLM discovers its backends' models when it starts: every other service first.
-        services.append(_service(litellm_spec(cfg, paths, api_key_enabled=api_key), LITELLM_MASTER_KEY,
-                                 litellm_answers(cfg), after=tuple(s.key for s in services)))
+    pools: dict[str, str] = {}
+    if plan.placement is not None:
+        services, pools = _pool_services(plan, plan.placement, paths, api_key)
+    else:
+        services = [_service(llama_swap_spec(cfg, paths, api_key_enabled=api_key), guard, llama_swap_answers(cfg))]
+        if cfg.embedding is not None:
+            services.append(_service(embedding_spec(cfg, paths, api_key_enabled=api_key), guard,
+                                     embedding_answers(cfg, embedding_dimension(plan))))
+        if cfg.litellm.enabled:
+            # LiteLLM discovers its backends' models when it starts: every other service first.
+            services.append(_service(litellm_spec(cfg, paths, api_key_enabled=api_key), LITELLM_MASTER_KEY,
+                                     litellm_answers(cfg), after=tuple(s.key for s in services)))
     keys = dict.fromkeys(key for s in services for key in s.spec.secret_env.values())
     return Deployment(
         plan=plan,
@@ -143,4 +191,5 @@ def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths
         models=ModelsVolume(cfg.models_dir, paths.models_dir),
         downloads=tuple(download_specs(cfg)),
         secret_keys=tuple(keys),
+        placement=pools,
     )

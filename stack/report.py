@@ -43,7 +43,9 @@ def render_text(plan: Plan) -> str:
     cfg = plan.config
     gpu = cfg.gpu
     lines: list[str] = []
-    if gpu.cpu_only:
+    if plan.placement is not None:
+        lines.extend(_placement_lines(plan))
+    elif gpu.cpu_only:
         lines.append("Device: CPU only (profile cpu): sizes are host memory; no VRAM budget applies.")
     else:
         lines.append(
@@ -70,28 +72,61 @@ def render_text(plan: Plan) -> str:
     if plan.grouping:
         lines.extend(plan.grouping)
         lines.append("")
-    lines.append("Co-resident sets (every set of processes llama-swap's routing allows on the GPU at once):")
+    if plan.placement is None:
+        lines.append("Co-resident sets (every set of processes llama-swap's routing allows on the GPU at once):")
+    else:
+        lines.append("Co-resident sets, per pool (every set of processes that pool's llama-swap allows on its GPU at "
+                     "once):")
     budget = plan.budget_bytes
+    pool, indent = None, "  "
     for s in plan.scenarios:
-        lines.append(f"  {' + '.join(s.members)}")
+        if s.pool is not None:
+            budget, indent = s.budget_bytes, "    "
+            if s.pool != pool:
+                pool = s.pool
+                lines.append(f"  pool {pool}:")
+        lines.append(f"{indent}{' + '.join(s.members)}")
         if budget <= 0:
-            lines.append(f"    {_mib(s.total_bytes)} MiB of host memory; no VRAM budget to check")
+            lines.append(f"{indent}  {_mib(s.total_bytes)} MiB of host memory; no VRAM budget to check")
             continue
         status = "fits" if s.fits else "DOES NOT FIT"
         room = f", headroom {_mib(s.headroom_bytes)} MiB"
-        lines.append(f"    {_bar(s.total_bytes, budget)} {_mib(s.total_bytes)} / {_mib(budget)} MiB: {status}{room}")
+        lines.append(f"{indent}  {_bar(s.total_bytes, budget)} {_mib(s.total_bytes)} / {_mib(budget)} MiB: "
+                     f"{status}{room}")
         for fix in s.suggestions:
-            lines.append(f"    fix: {fix.text} -> {fix.model} {fix.total_mib:,.0f} MiB")
+            lines.append(f"{indent}  fix: {fix.text} -> {fix.model} {fix.total_mib:,.0f} MiB")
         if not s.fits and not s.suggestions:
-            lines.append("    fix: no single-model change fits; use a smaller quant, fewer co-resident models "
+            lines.append(f"{indent}  fix: no single-model change fits; use a smaller quant, fewer co-resident models "
                          "(a swap group), or a GPU with more VRAM")
     lines.append("")
-    if budget <= 0:
+    if plan.placement is not None:
+        verdict = "every co-resident set fits its pool's GPU." if plan.fits else \
+            "refused: a co-resident set does not fit its pool's GPU."
+    elif budget <= 0:
         verdict = "no VRAM budget on the cpu profile: nothing was checked against a limit (host memory is not checked)."
     else:
         verdict = "every co-resident set fits." if plan.fits else "refused: a co-resident set does not fit."
     lines.append(f"Verdict: {verdict}")
     return _lines(lines)
+
+
+def _placement_lines(plan: Plan) -> list[str]:
+    """One line per pool: its GPU and budget, what runs there, and the headroom of its fullest set."""
+    doc = plan.placement_json()
+    lines = ["Placement (kubernetes): each llama-swap and the embedding server get one GPU of their pool"]
+    for pool, p in doc.items():
+        gpu = p["gpu"]
+        lines.append(f"  pool {pool}: {gpu['name']} x{p['gpus_per_node']} per node: {gpu['vram_mib']:,} MiB - reserve "
+                     f"{gpu['reserve_mib']:,} MiB = budget {p['budget_mib']:,} MiB; per-process overhead "
+                     f"{gpu['overhead_mib']} MiB")
+        runs = [f"llama-swap-{pool}: {', '.join(p['models'])}"] if p["models"] else []
+        runs += [f"embeddings: {p['embeddings']}"] if p["embeddings"] else []
+        runs += ["litellm (no GPU)"] if p["litellm"] else []
+        lines.append(f"    runs {'; '.join(runs) if runs else 'nothing'}")
+        if p["headroom_mib"] is not None:
+            state = "fits" if p["fits"] else "DOES NOT FIT"
+            lines.append(f"    fullest set: headroom {p['headroom_mib']:,.0f} MiB ({state})")
+    return lines
 
 
 def files_summary(deployment: Deployment) -> list[dict[str, Any]]:

@@ -208,12 +208,14 @@ def _spec(
     )
 
 
-def llama_swap_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bool) -> ContainerSpec:
+def llama_swap_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bool,
+                    service: str = LLAMA_SWAP) -> ContainerSpec:
+    """`service`: the service key, `llama-swap` unless there are several (one per kubernetes pool)."""
     config = render_llama_swap_config(cfg, paths, api_key_enabled=api_key_enabled)
     return _spec(
         cfg,
-        LLAMA_SWAP,
-        LLAMA_SWAP_ALIAS,
+        service,
+        LLAMA_SWAP_ALIAS if service == LLAMA_SWAP else service,
         image=cfg.images.llama_swap,
         entrypoint=tuple(llama_swap_argv(paths)),
         env={},
@@ -249,8 +251,10 @@ def embedding_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: boo
     )
 
 
-def litellm_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bool) -> ContainerSpec:
-    config = render_litellm_config(cfg, paths, api_key_enabled=api_key_enabled)
+def litellm_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bool,
+                 llama_swap_urls: Mapping[str, str] | None = None) -> ContainerSpec:
+    """`llama_swap_urls`: model id -> the llama-swap serving it, when there are several (render_litellm_config)."""
+    config = render_litellm_config(cfg, paths, api_key_enabled=api_key_enabled, llama_swap_urls=llama_swap_urls)
     secret_env = {LITELLM_MASTER_KEY_ENV: "litellm_master_key"}
     if api_key_enabled:
         secret_env[LLAMA_SWAP_API_KEY_ENV] = "api_key"

@@ -8,6 +8,7 @@ the master key sits under `general_settings`; secrets appear only as `os.environ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from models.config import CloudFallback, StackConfig
@@ -101,11 +102,18 @@ def _fallbacks(cfg: StackConfig) -> list[dict[str, list[str]]]:
     return [{name: targets[name]} for name in sorted(targets)]
 
 
-def render_litellm_config(cfg: StackConfig, paths: RenderPaths = CONTAINER_PATHS, *, api_key_enabled: bool) -> str:
-    """The whole file; `api_key_enabled` says whether llama-swap and the embedding server require `api_key`."""
+def render_litellm_config(
+    cfg: StackConfig, paths: RenderPaths = CONTAINER_PATHS, *, api_key_enabled: bool,
+    llama_swap_urls: Mapping[str, str] | None = None,
+) -> str:
+    """The whole file; `api_key_enabled` says whether llama-swap and the embedding server require `api_key`.
+    `llama_swap_urls`: model id -> the llama-swap that serves it, where there are several (one per kubernetes
+    pool); otherwise every model is at `paths.llama_swap_url`."""
     local_key = env_ref(LLAMA_SWAP_API_KEY_ENV) if api_key_enabled else NO_KEY
+    urls = llama_swap_urls or {}
     model_list = [
-        _local(name, mid, paths.llama_swap_url, local_key, "chat", cfg) for name, mid in llama_swap_names(cfg).items()
+        _local(name, mid, urls.get(mid, paths.llama_swap_url), local_key, "chat", cfg)
+        for name, mid in llama_swap_names(cfg).items()
     ]
     if cfg.embedding is not None:
         model_list += [

@@ -38,16 +38,17 @@ def fitting_sets(sizes: dict[str, int], budget: int) -> list[tuple[str, ...]]:
     return sorted((tuple(sorted(s)) for s in maximal), key=lambda s: (-len(s), -sum(sizes[m] for m in s), s))
 
 
-def auto_group(cfg: StackConfig, processes: dict[str, ProcessSize], budget: int) -> AutoGrouping:
+def auto_group(cfg: StackConfig, processes: dict[str, ProcessSize], budget: int, first_set: int = 1) -> AutoGrouping:
+    """`first_set`: the number of the first set's name (`s1`), so that several pools' sets get distinct names."""
     if len(cfg.models) > MAX_AUTO_MODELS:
         raise ValueError(f"groups: auto handles up to {MAX_AUTO_MODELS} models; give explicit groups")
     always_on = processes[cfg.embedding.name].total_bytes if cfg.embedding is not None else 0
     room = budget - always_on if budget > 0 else 0
     sizes = {m: processes[m].total_bytes for m in cfg.models}
     sets = fitting_sets(sizes, room) if budget > 0 else [tuple(sorted(cfg.models))]
-    named = {f"s{i + 1}": list(s) for i, s in enumerate(sets) if s}
+    named = {f"s{i + first_set}": list(s) for i, s in enumerate(sets) if s}
     if not named:
-        named = {"s1": [min(sizes, key=lambda m: sizes[m])]}
+        named = {f"s{first_set}": [min(sizes, key=lambda m: sizes[m])]}
     lines = [f"groups: auto: {room / MIB:,.0f} MiB for llama-swap models beside the always-on processes"]
     for sid, members in named.items():
         total = sum(sizes[m] for m in members)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.config import ModelConfig, ServerSettings, StackConfig
+from models.config import GpuConfig, MatrixConfig, ModelConfig, ServerSettings, StackConfig
 from models.errors import ConfigError
 from stack.arch.resolve import ArchUnavailable, read_model_header, resolve_arch
 from stack.gguf.sources import HeaderSource
@@ -18,6 +18,7 @@ from stack.sizing.auto_groups import MAX_AUTO_MODELS, auto_group
 from stack.sizing.compute_buffer import Calibration, calibration_for
 from stack.sizing.fit import Suggestion, suggest_fixes
 from stack.sizing.kv_cache import CacheRowError
+from stack.sizing.placement import Placement, place, pool_view
 from stack.sizing.process_size import Extras, ProcessSize, size_process
 from stack.sizing.residency import MAX_MODELS, co_resident_sets
 from stack.units import MIB
@@ -37,6 +38,8 @@ class Scenario:
     total_bytes: int
     budget_bytes: int
     suggestions: tuple[Suggestion, ...] = ()
+    pool: str | None = None
+    """The kubernetes pool whose GPU holds this set; None on the docker target (one GPU)."""
 
     @property
     def fits(self) -> bool:
@@ -47,7 +50,8 @@ class Scenario:
         return self.budget_bytes - self.total_bytes
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {} if self.pool is None else {"pool": self.pool}
+        return out | {
             "members": list(self.members),
             "total_mib": round(self.total_bytes / MIB, 2),
             "fits": self.fits,
@@ -67,27 +71,54 @@ class Plan:
     """How `groups: auto` was resolved; `config` then holds the resulting matrix."""
     warnings: tuple[str, ...] = field(default=())
     """`key: problem` lines that do not stop a deploy, e.g. a model file missing from a models_dir that exists."""
+    placement: Placement | None = None
+    """What runs on which pool (kubernetes target); None on docker."""
 
     @property
     def budget_bytes(self) -> int:
-        return 0 if self.config.gpu.cpu_only else self.config.gpu.budget_mib * MIB
+        """The one GPU's budget on docker; on kubernetes each pool has its own (`pool_budget_bytes`), so 0."""
+        if self.placement is not None or self.config.gpu.cpu_only:
+            return 0
+        return self.config.gpu.budget_mib * MIB
+
+    def pool_budget_bytes(self, pool: str) -> int:
+        k8s = self.config.kubernetes
+        assert k8s is not None
+        return k8s.pools[pool].gpu.budget_mib * MIB
+
+    def pool_scenarios(self, pool: str) -> tuple[Scenario, ...]:
+        return tuple(s for s in self.scenarios if s.pool == pool)
+
+    def placement_json(self) -> dict[str, Any]:
+        """Pool -> its GPU, what it runs, and the headroom of its fullest co-resident set."""
+        k8s, placement = self.config.kubernetes, self.placement
+        assert k8s is not None and placement is not None
+        out: dict[str, Any] = {}
+        for pool in placement.pools:
+            gpu = k8s.pools[pool].gpu
+            worst = min((s.headroom_bytes for s in self.pool_scenarios(pool)), default=None)
+            out[pool] = {
+                "gpu": _gpu_json(gpu),
+                "gpus_per_node": k8s.pools[pool].gpus_per_node,
+                "budget_mib": gpu.budget_mib,
+                "models": list(placement.models_on(pool)),
+                "embeddings": self.config.embedding.name
+                if self.config.embedding is not None and placement.embeddings == pool else None,
+                "litellm": placement.litellm == pool,
+                "headroom_mib": round(worst / MIB, 2) if worst is not None else None,
+                "fits": all(s.fits for s in self.pool_scenarios(pool)),
+            }
+        return out
 
     @property
     def fits(self) -> bool:
         return all(s.fits for s in self.scenarios)
 
     def to_json(self) -> dict[str, Any]:
-        gpu = self.config.gpu
-        return {
+        out: dict[str, Any] = {
             "fits": self.fits,
             "budget_mib": self.budget_bytes // MIB if self.budget_bytes > 0 else None,
-            "gpu": {
-                "profile": gpu.profile,
-                "name": gpu.resolved_name,
-                "vram_mib": gpu.resolved_vram_mib,
-                "reserve_mib": gpu.resolved_reserve_mib,
-                "overhead_mib": gpu.resolved_overhead_mib,
-            },
+            "gpu": _gpu_json(self.config.gpu) if self.placement is None else None,
             "llama_cpp_build": self.calibration.build,
             "calibration": self.calibration.note,
             "calibration_measured": self.calibration.measured,
@@ -98,6 +129,19 @@ class Plan:
             "scenarios": [s.to_json() for s in self.scenarios],
             "warnings": list(self.warnings),
         }
+        if self.placement is not None:
+            out["placement"] = self.placement_json()
+        return out
+
+
+def _gpu_json(gpu: GpuConfig) -> dict[str, Any]:
+    return {
+        "profile": gpu.profile,
+        "name": gpu.resolved_name,
+        "vram_mib": gpu.resolved_vram_mib,
+        "reserve_mib": gpu.resolved_reserve_mib,
+        "overhead_mib": gpu.resolved_overhead_mib,
+    }
 
 
 def _servers(cfg: StackConfig) -> list[tuple[str, str, ServerSettings]]:
@@ -188,6 +232,8 @@ def build_plan(cfg: StackConfig, headers: HeaderSource | None = None) -> Plan:
         raise ConfigError([(key, f"{len(cfg.models)} models is more than the {limit} whose co-residency the sizing "
                                  f"explores in bounded time; {fix}")])
     calibration = calibration_for(llama_cpp_build(cfg.images.llama_server))
+    if cfg.target == "kubernetes":
+        return _build_pool_plan(cfg, headers, calibration)
     sizes = size_all(cfg, headers, calibration)
     always_on = (cfg.embedding.name,) if cfg.embedding is not None else ()
     budget = 0 if cfg.gpu.cpu_only else cfg.gpu.budget_mib * MIB
@@ -196,13 +242,60 @@ def build_plan(cfg: StackConfig, headers: HeaderSource | None = None) -> Plan:
         auto = auto_group(cfg, sizes, budget)
         cfg = cfg.model_copy(update={"groups": {}, "matrix": auto.matrix})
         grouping = auto.explanation
+    scenarios = _scenarios(cfg, sizes, always_on, budget, calibration)
+    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, grouping, tuple(missing_files(cfg, headers)))
+
+
+def _scenarios(cfg: StackConfig, sizes: dict[str, ProcessSize], always_on: tuple[str, ...], budget: int,
+               calibration: Calibration, pool: str | None = None) -> list[Scenario]:
+    """Every co-resident set of `cfg`'s llama-swap models beside the always-on processes, against `budget`;
+    the always-on processes alone when no model shares their GPU."""
     scenarios = []
-    for members in co_resident_sets(cfg):
+    for members in co_resident_sets(cfg) if cfg.models else [()]:
         resident = members + always_on
+        if not resident:
+            continue
         total = sum(sizes[m].total_bytes for m in resident)
-        scenario = Scenario(resident, total, budget)
+        scenario = Scenario(resident, total, budget, pool=pool)
         if not scenario.fits:
             fixes = suggest_fixes(cfg, resident, sizes, budget, calibration)
-            scenario = Scenario(resident, total, budget, tuple(fixes))
+            scenario = Scenario(resident, total, budget, tuple(fixes), pool)
         scenarios.append(scenario)
-    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, grouping, tuple(missing_files(cfg, headers)))
+    return scenarios
+
+
+def _build_pool_plan(cfg: StackConfig, headers: HeaderSource | None, calibration: Calibration) -> Plan:
+    """The kubernetes gate: each pool's GPU holds the sets of the models placed there (plus the embedding server
+    when it is placed there too), sized with that pool's GPU profile and checked against its budget.
+
+    With `groups: auto` each pool is grouped on its own; the plan's config carries the union of the pools' matrix
+    sets (each set lies within one pool, so a pool's view of it is that pool's grouping)."""
+    placement = place(cfg)
+    sizes: dict[str, ProcessSize] = {}
+    problems: list[tuple[str, str]] = []
+    views: dict[str, StackConfig] = {}
+    for pool in placement.gpu_pools():
+        views[pool] = pool_view(cfg, placement, pool, with_embedding=False)
+        try:
+            sizes.update(size_all(views[pool], headers, calibration))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    always_on = (cfg.embedding.name,) if cfg.embedding is not None else ()
+    grouping: list[str] = []
+    sets: dict[str, list[str]] = {}
+    scenarios: list[Scenario] = []
+    for pool, view in views.items():
+        budget = view.gpu.budget_mib * MIB
+        if cfg.groups == "auto" and view.models:
+            auto = auto_group(view, sizes, budget, first_set=len(sets) + 1)
+            sets |= auto.matrix.sets
+            view = view.model_copy(update={"groups": {}, "matrix": auto.matrix})
+            grouping += [f"pool {pool}: {auto.explanation[0]}", *auto.explanation[1:]]
+        on_pool = tuple(p for p in always_on if placement.embeddings == pool)
+        scenarios += _scenarios(view, sizes, on_pool, budget, calibration, pool)
+    if cfg.groups == "auto":
+        cfg = cfg.model_copy(update={"groups": {}, "matrix": MatrixConfig(sets=sets) if sets else None})
+    return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, tuple(grouping),
+                tuple(missing_files(cfg, headers)), placement)

@@ -101,7 +101,7 @@ def test_models_volume_kinds() -> None:
 
 def test_top_level_gpu_is_refused_on_kubernetes() -> None:
     found = problems(gpu={"profile": "rtx-4090"})
-    assert "move it to kubernetes.pools.<pool>.gpu" in found["gpu"]
+    assert "put it under kubernetes.pools.<pool>.gpu instead" in found["gpu"]
 
 
 @pytest.mark.parametrize(("placement", "path", "fix"), [
