@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.local import LOOPBACK, free_port
 from bench.sizing_panel import (
     Case,
     Layout,
@@ -45,7 +46,6 @@ from bench.sizing_panel import (
 from models.config import EmbeddingConfig, ModelConfig
 from stack.render.paths import RenderPaths
 from stack.render.server_args import PORT_MACRO, embedding_argv, model_argv
-from tests.harness.llama_server import LOOPBACK, free_port
 
 GPU_LAYERS = 999
 

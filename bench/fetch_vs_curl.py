@@ -1,6 +1,6 @@
 """Download throughput of `python -m stack fetch` against `curl` on the same file, over loopback.
 
-A real nginx on 127.0.0.1 (tests/harness/hf_mirror.py) serves a GGUF with Llama-3.2-1B's shapes (q8_0, about
+A real nginx on 127.0.0.1 (bench/hf_mirror.py) serves a GGUF with Llama-3.2-1B's shapes (q8_0, about
 1.3 GB; zero weights, so building it costs no disk) in the Hugging Face layout. Each tool downloads it into the
 same directory (tmpfs by default, so the disk does not set the pace), several times; the table gives the median:
 
@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.hf_mirror import HubFile, running_mirror, sha256_of
+from bench.local import REPO, write_stack_file
 from stack.fetch.fetcher import Fetcher, Progress
 from stack.fetch.http_client import HttpClient
 from stack.fetch.remote_part import RemotePart
 from stack.gguf.header import file_problem
-from tests.fixtures.gguf_models import LLAMA32_1B_SPEC, production_shape_model
-from tests.harness.hf_mirror import HubFile, running_mirror, sha256_of
-from tests.unit.helpers import REPO, write_stack_file
+from stack.gguf.writers import LLAMA32_1B_SPEC, production_shape_model
 
 REV = "0" * 40
 

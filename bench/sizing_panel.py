@@ -23,19 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import local
 from models.config import EmbeddingConfig, GpuConfig, ModelConfig, ServerSettings
 from stack.arch.gguf_rules import arch_from_header
 from stack.arch.model import ModelArch
+from stack.gguf import writers as gm
 from stack.gguf.header import GgufHeader, read_header_file
 from stack.render.paths import RenderPaths
 from stack.render.server_args import PORT_MACRO, embedding_argv, model_argv
 from stack.sizing.compute_buffer import Calibration, calibration_for
+from stack.sizing.llama_log import LlamaLog, parse_llama_log
 from stack.sizing.process_size import ProcessSize, size_process
 from stack.units import MIB
-from tests.fixtures import gguf_models as gm
-from tests.harness import binaries
-from tests.harness.llama_log import LlamaLog, parse_llama_log
-from tests.harness.llama_server import LOOPBACK, free_port
 
 PINNED_BUILD = 11434
 CPU = GpuConfig(profile="cpu")
@@ -66,7 +65,8 @@ def layouts() -> dict[str, Layout]:
         Layout("gqa-tied", "qwen2 GQA, tied output, f16", lambda: gm.chat_model()[0]),
         Layout("gqa-untied-q8_0", "qwen2 GQA, untied output, q8_0 weights",
                lambda: gm.chat_model(gm.ChatModelSpec(tied=False, dtype="q8_0"))[0]),
-        Layout("gqa-q4_k_m", "qwen2 GQA, untied, Q4_K_M (llama-quantize)", lambda: gm.kquant_chat_model()[0]),
+        Layout("gqa-q4_k_m", "qwen2 GQA, untied, Q4_K_M (llama-quantize)",
+               lambda: gm.kquant_chat_model(local.llama_quantize)[0]),
         Layout("per-layer-kv", "deci, head_count_kv = [1, 2, 4, 2]", lambda: gm.variable_kv_model()[0]),
         Layout("head-dim", "qwen3, key_length 64 != n_embd/n_head 32", lambda: gm.qwen3_model()[0]),
         Layout("swa", "gemma3, 5 SWA : 1 full, window 128", lambda: gm.swa_model()[0]),
@@ -218,8 +218,8 @@ def server_settings(layout: Layout, path: Path, s: Setting) -> ServerSettings:
 
 
 def render_argv(layout: Layout, path: Path, s: Setting, port: int) -> list[str]:
-    paths = RenderPaths(llama_server_bin=str(binaries.llama_server()), models_dir=str(path.parent),
-                        model_host=LOOPBACK, embedding_host=LOOPBACK, embedding_port=port)
+    paths = RenderPaths(llama_server_bin=str(local.llama_server()), models_dir=str(path.parent),
+                        model_host=local.LOOPBACK, embedding_host=local.LOOPBACK, embedding_port=port)
     settings = server_settings(layout, path, s)
     if isinstance(settings, EmbeddingConfig):
         return embedding_argv(settings, paths, cpu_only=True)
@@ -340,7 +340,7 @@ def run_server(argv: Sequence[str], log_path: Path, timeout: float = 60.0) -> Me
                 raise ServerStartError(f"llama-server exited with {proc.returncode}:\n" + "\n".join(
                     text.splitlines()[-30:]))
             try:
-                with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/health", timeout=2) as r:
+                with urllib.request.urlopen(f"http://{local.LOOPBACK}:{port}/health", timeout=2) as r:
                     if r.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
@@ -362,7 +362,7 @@ def measure(case: Case, log_dir: Path | None = None) -> tuple[Measured, ProcessS
     """Run the real llama-server for one case and size it with the stack."""
     layout = layouts()[case.layout]
     path = layout.build()
-    argv = render_argv(layout, path, case.setting, free_port())
+    argv = render_argv(layout, path, case.setting, local.free_port())
     d = log_dir or Path(tempfile.mkdtemp(prefix="lls-sizing-"))
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id)
     return run_server(argv, d / f"{safe}.log"), predict(layout, path, case.setting)

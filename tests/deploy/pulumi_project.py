@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from tests.fixtures import gguf_models as gm
+from stack.gguf import writers as gm
 from tests.harness import binaries
 from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 

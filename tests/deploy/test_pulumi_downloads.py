@@ -1,6 +1,6 @@
 """`pulumi up` from an empty models directory: the declared sources are downloaded on the Docker host, by the real
 Pulumi engine, before the containers that load them; the model server is a real nginx on 127.0.0.1 laid out as
-Hugging Face (tests/harness/hf_mirror.py), and what it sent is counted from its own access log.
+Hugging Face (bench/hf_mirror.py), and what it sent is counted from its own access log.
 
 The download containers reach nginx on the host's loopback with host networking (a source on 127.0.0.1 is, for
 the stack, a mirror on the Docker host itself); the service containers stay on the stack's bridge network. One
@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from bench.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
+from stack.gguf import writers as gm
 from stack.render.containers import EMBEDDINGS, LLAMA_SWAP
 from tests.deploy.pulumi_project import PulumiFailed, PulumiProject, smoke_on_outputs
 from tests.docker import support
@@ -36,9 +38,7 @@ from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
 from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
-from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
-from tests.harness.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
 from tests.harness.loopback import free_ports, random_key
 
 pytestmark = [pytest.mark.docker, pytest.mark.deploy]

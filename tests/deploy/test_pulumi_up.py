@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from stack.gguf import writers as gm
 from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from tests.deploy.pulumi_project import REPO, PulumiFailed, PulumiProject, smoke_on_outputs
 from tests.docker import support
@@ -47,7 +48,6 @@ from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
 from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
-from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.loopback import free_ports, random_key
 from tests.smoke.client import Service

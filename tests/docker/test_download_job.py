@@ -1,7 +1,7 @@
 """The download job of `pulumi up` on the real Docker engine, driven as its provider drives it (`run_job`): a
 transfer whose container is killed mid-way resumes in the next one, and the engine is reached over ssh too.
 
-nginx on 127.0.0.1 serves the file as Hugging Face would (tests/harness/hf_mirror.py); the job container uses host
+nginx on 127.0.0.1 serves the file as Hugging Face would (bench/hf_mirror.py); the job container uses host
 networking to reach it. What nginx sent is counted from its access log.
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
+from bench.hf_mirror import HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
 from models.sources import hf_url
 from stack.fetch.fetcher import STATE_DIR
 from stack.fetch.remote_part import RemotePart
+from stack.gguf import writers as gm
 from stack.gguf.sources import SshTarget
 from stack.targets.pulumi.model_download import _download, run_job
 from tests.deploy.test_pulumi_downloads import python_image
 from tests.docker import support
-from tests.fixtures import gguf_models as gm
-from tests.harness.hf_mirror import HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
 from tests.integration.test_remote_headers import sshd
 
 pytestmark = pytest.mark.docker

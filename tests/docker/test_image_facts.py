@@ -166,7 +166,7 @@ def test_images_record_what_they_stand_in_for(local_images: dict[str, str]) -> N
 @pytest.fixture(scope="module")
 def llama_server_container(local_images: dict[str, str]) -> Iterator[str]:
     """The image's own ENTRYPOINT with only `-m`: host and port come from the image and the build's defaults."""
-    from tests.fixtures.gguf_models import chat_model
+    from stack.gguf.writers import chat_model
 
     model, _ = chat_model()
     name = _start(
@@ -267,7 +267,7 @@ def _local_get(url: str, timeout: float = 10, data: bytes | None = None) -> tupl
 def llama_swap_serving(local_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The image's own ENTRYPOINT (-config /app/config.yaml -watch-config) with a one-model config in place of the
     default, a fixture GGUF under /models, port 8080 published on 127.0.0.1 only. Yields the base URL."""
-    from tests.fixtures.gguf_models import chat_model
+    from stack.gguf.writers import chat_model
 
     model, _ = chat_model()
     config = tmp_path_factory.mktemp("llama-swap") / "config.yaml"

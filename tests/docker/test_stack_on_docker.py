@@ -48,6 +48,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stack.gguf import writers as gm
 from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from tests.docker import support
 from tests.docker.compose_project import ComposeProject
@@ -55,7 +56,6 @@ from tests.docker.fixtures import image_of
 from tests.docker.support import LITELLM as LITELLM_IMAGE
 from tests.docker.support import LLAMA_SERVER
 from tests.docker.support import LLAMA_SWAP as LLAMA_SWAP_IMAGE
-from tests.fixtures import gguf_models as gm
 from tests.harness.loopback import free_ports, random_key
 from tests.harness.smoke_runner import SmokeRun, run_smoke_suite
 from tests.smoke.client import Service

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stack.sizing.llama_log import LlamaLog, parse_llama_log
 from tests.harness import binaries
-from tests.harness.llama_log import LlamaLog, parse_llama_log
 
 LOOPBACK = "127.0.0.1"
 

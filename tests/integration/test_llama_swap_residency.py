@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from models.config import StackConfig
+from stack.gguf import writers as gm
 from stack.gguf.sources import LocalHeaders
 from stack.sizing.plan import build_plan
 from stack.units import MIB
-from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.llama_server import http_request
 from tests.harness.loopback import LoopbackDeployment, loopback_deployment

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
 from stack.gguf.header import read_header_file
-from tests.fixtures.gguf_models import chat_model, minilm_model
+from stack.gguf.writers import chat_model, minilm_model
 from tests.harness import binaries
-from tests.harness.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
 from tests.harness.llama_server import cpu_args, start_llama_server
 from tests.unit.helpers import REPO, write_stack_file
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import gguf_models as gm
+from stack.gguf import writers as gm
+from stack.sizing.llama_log import parse_llama_log
+from stack.units import MIB
 from tests.harness import binaries
-from tests.harness.llama_log import MIB, parse_llama_log
 from tests.harness.llama_server import LlamaServer, cpu_args, start_llama_server
 from tests.smoke.checks import ANSWER_SCHEMA, WEATHER_TOOL
 

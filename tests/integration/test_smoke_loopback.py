@@ -34,11 +34,11 @@ import pytest
 from models.config import StackConfig
 from models.load import load_stack_file
 from stack.deployment import build_deployment
+from stack.gguf import writers as gm
 from stack.gguf.sources import LocalHeaders
 from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from stack.render.llama_swap import render_llama_swap_config
 from stack.sizing.plan import build_plan
-from tests.fixtures import gguf_models as gm
 from tests.harness import binaries
 from tests.harness.loopback import LoopbackDeployment, free_ports, loopback_deployment, with_targets
 from tests.harness.smoke_runner import SmokeRun, run_smoke_suite

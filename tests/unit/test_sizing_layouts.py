@@ -18,10 +18,10 @@ import pytest
 
 from bench.sizing_panel import Setting, header, layouts, load_arch, predict, production_panel
 from models.config import CacheType
+from stack.gguf import writers as gm
 from stack.sizing.compute_buffer import rotation_sizes
 from stack.sizing.kv_cache import recurrent_state_parts
 from stack.units import MIB
-from tests.fixtures import gguf_models as gm
 
 RECORD = Path(__file__).resolve().parents[1] / "data" / "sizing" / "b11434-cpu.json"
 PRINTED = 0.005 + 1e-9

