@@ -671,7 +671,8 @@ class StackConfig(Strict):
                 elif key == "litellm" and not self.litellm.enabled:
                     errors.append((where, "LiteLLM is not enabled; remove the key or set litellm.enabled: true"))
             elif key in self.explicit_groups:
-                continue
+                if key in self.models and grouped.get(key) != key:
+                    errors.append((where, f"{key!r} names both groups.{key} and models.{key}; rename the group"))
             elif key in grouped:
                 errors.append((where, f"model {key!r} is in groups.{grouped[key]}; place the group instead "
                                       f"(placement.{grouped[key]})"))

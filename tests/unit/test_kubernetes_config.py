@@ -121,3 +121,9 @@ def test_placement_accepts_groups_models_and_services() -> None:
                "placement": {"chat": "p24", "c": "p16", "embeddings": "p24"}},
               embeddings={"file": "e.gguf"})
     assert cfg.kubernetes is not None and cfg.kubernetes.placement["chat"] == "p24"
+
+
+def test_placement_key_naming_a_group_and_another_model_is_refused() -> None:
+    found = problems({"pools": {"p16": {}}, "placement": {"c": "p16"}}, groups={"c": {"members": ["a", "b"]}})
+    assert "rename the group" in found["kubernetes.placement.c"]
+    assert k8s({"pools": {"p16": {}}, "placement": {"c": "p16"}}, groups={"c": {"members": ["c"]}}) is not None
