@@ -8,6 +8,7 @@ from typing import Any
 
 from models.values import control_chars
 from stack.deployment import Deployment
+from stack.render.containers import UploadSpec
 from stack.sizing.plan import Plan
 from stack.units import MIB
 
@@ -131,10 +132,22 @@ def _placement_lines(plan: Plan) -> list[str]:
 
 def files_summary(deployment: Deployment) -> list[dict[str, Any]]:
     """What each container would get: image, published ports and their exposure (where it listens, whether that is
-    loopback only, which key guards it), GPU, and its uploaded files."""
+    loopback only, which key guards it), GPU, and its uploaded files. On kubernetes nothing is published on a host:
+    each service has its pool and an in-cluster Service named after it, on the container's port."""
     out = []
     for svc in deployment.services:
         spec = svc.spec
+        if deployment.placement:
+            out.append({
+                "container": spec.name,
+                "image": spec.image,
+                "gpu": spec.gpu,
+                "pool": deployment.placement.get(svc.key),
+                "service": [f"{svc.key}:{p.internal}" for p in spec.ports],
+                "key": svc.exposure.key or "none",
+                "files": _files(spec.uploads),
+            })
+            continue
         out.append({
             "container": spec.name,
             "image": spec.image,
@@ -146,21 +159,29 @@ def files_summary(deployment: Deployment) -> list[dict[str, Any]]:
                 "loopback_only": ipaddress.ip_address(svc.exposure.address).is_loopback,
                 "key": svc.exposure.key or "none",
             }],
-            "files": [
-                {"path": u.path, "bytes": len(u.content.encode()),
-                 "sha256": hashlib.sha256(u.content.encode()).hexdigest()}
-                for u in spec.uploads
-            ],
+            "files": _files(spec.uploads),
         })
     return out
+
+
+def _files(uploads: tuple[UploadSpec, ...]) -> list[dict[str, Any]]:
+    return [
+        {"path": u.path, "bytes": len(u.content.encode()), "sha256": hashlib.sha256(u.content.encode()).hexdigest()}
+        for u in uploads
+    ]
 
 
 def render_files_text(deployment: Deployment) -> str:
     lines = ["Containers and rendered files:"]
     for entry in files_summary(deployment):
         gpu = "GPU" if entry["gpu"] else "no GPU"
-        lines.append(f"  {entry['container']}: {entry['image']} ({gpu}; {', '.join(entry['ports'])})")
-        for e in entry["exposure"]:
+        if "pool" in entry:
+            key = "no key" if entry["key"] == "none" else f"key: {entry['key']}"
+            lines.append(f"  {entry['container']}: {entry['image']} ({gpu}; pool {entry['pool']}; in-cluster Service "
+                         f"{', '.join(entry['service'])}, {key})")
+        else:
+            lines.append(f"  {entry['container']}: {entry['image']} ({gpu}; {', '.join(entry['ports'])})")
+        for e in entry.get("exposure", []):
             where = "loopback only" if e["loopback_only"] else "REACHABLE FROM THE NETWORK"
             key = "no key" if e["key"] == "none" else f"key: {e['key']}"
             lines.append(f"    exposure {e['address']}:{e['port']}: {where}, {key}")

@@ -143,6 +143,8 @@ def test_plan_text_shows_each_pool(capsys: pytest.CaptureFixture[str]) -> None:
     assert "pool rtx5080: NVIDIA GeForce RTX 5080 16 GB" in out and "pool rtx4090: NVIDIA GeForce RTX 4090" in out
     assert "runs llama-swap-rtx4090: generator" in out
     assert "Verdict: every co-resident set fits its pool's GPU." in out
+    assert "(GPU; pool rtx4090; in-cluster Service llama-swap-rtx4090:8080, no key)" in out
+    assert "exposure 127.0.0.1" not in out, "nothing is published on a host on kubernetes"
     assert main(["plan", "--config", str(UNPLACED)]) == 2
     assert "DOES NOT FIT" in capsys.readouterr().out
 
