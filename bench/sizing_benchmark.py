@@ -289,7 +289,8 @@ PRODUCTION_NOTES = (
 
 
 RECORD = BENCH_DIR.parent / "tests" / "data" / "sizing" / f"b{PINNED_BUILD}-cpu.json"
-"""The measured buffers, replayed offline by tests/unit/test_sizing_layouts.py."""
+"""The measured buffers, replayed offline by tests/unit/sizing/test_process_size_measured.py and
+test_compute_buffer.py."""
 
 
 def record(rows: list[Row], path: Path) -> None:
@@ -331,7 +332,7 @@ NOTES = (
 
 
 def reference_rows() -> list[tuple[str, str, int, str, float, float]]:
-    """The reference document's measured CUDA data points, sized like tests/unit/test_sizing_reference.py."""
+    """The reference document's measured CUDA data points, sized like tests/unit/sizing/test_process_size.py."""
     from models import ArchConfig, GpuConfig, ModelConfig
     from stack.arch.catalog import lookup
     from stack.arch.resolve import arch_from_config

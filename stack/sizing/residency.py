@@ -12,7 +12,7 @@ exclusive group G must come before those of every non-persistent group H in S (G
 two groups that are both exclusive and non-persistent can never be resident together, and any other
 combination can (the "must come before" relation has no cycle). So a maximal set is: every member of
 every non-swapping group and one member of every swapping group, over all groups that are persistent or
-not exclusive, plus at most one exclusive non-persistent group. tests/unit/test_residency.py checks this
+not exclusive, plus at most one exclusive non-persistent group. tests/unit/sizing/test_residency.py checks this
 against an exhaustive walk of every request order.
 """
 

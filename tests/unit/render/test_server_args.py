@@ -9,6 +9,7 @@ import pytest
 from models.config import MANAGED_FLAGS
 from stack.render.paths import CONTAINER_PATHS, RenderPaths
 from stack.render.server_args import PORT_MACRO, embedding_argv, join_cmd, model_argv
+from tests.unit.helpers import stack
 from tests.unit.render_samples import config
 
 
@@ -106,3 +107,17 @@ def test_argv_is_deterministic() -> None:
     a = model_argv("chat", config().models["chat"], CONTAINER_PATHS, cpu_only=False)
     b = model_argv("chat", config().models["chat"], CONTAINER_PATHS, cpu_only=False)
     assert a == b
+
+
+MAIN = {"file": "Qwen2.5-14B-Instruct-Q4_K_M.gguf", "ctx_size": 8192, "parallel": 2}
+
+
+def test_draft_and_mmproj_flags_are_rendered() -> None:
+    cfg = stack(models={"m": {**MAIN, "draft": {"file": "d.gguf", "arch": {
+        "n_layer": 2, "n_embd": 64, "n_head": 4, "n_head_kv": 2, "head_dim": 16, "n_ff": 128, "n_vocab": 100,
+        "weights_mib": 1}}, "mmproj": {"file": "p.gguf", "weights_mib": 10}}})
+    argv = model_argv("m", cfg.models["m"], CONTAINER_PATHS, cpu_only=False)
+    assert argv[argv.index("--spec-draft-model") + 1] == "/models/d.gguf"
+    assert argv[argv.index("--spec-draft-n-max") + 1] == "3"
+    assert argv[argv.index("--mmproj") + 1] == "/models/p.gguf"
+    assert "--no-mmproj-offload" not in argv

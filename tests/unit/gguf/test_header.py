@@ -9,7 +9,6 @@ import re
 import struct
 import tracemalloc
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -18,7 +17,6 @@ import pytest
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 
 from stack.arch.gguf_rules import arch_from_header
-from stack.arch.model import ModelArch, WeightsSpec, uniform_layers
 from stack.gguf.header import (
     KEPT_ARRAY_ITEMS,
     KEPT_STRING_BYTES,
@@ -32,10 +30,7 @@ from stack.gguf.header import (
     read_header_file,
 )
 from stack.gguf.sources import SshHeaders, SshTarget
-from stack.sizing.compute_buffer import calibration_for
-from stack.sizing.process_size import SizingBug, size_process
 from stack.units import MIB
-from tests.unit.helpers import stack
 
 
 def _write(path: Path, *, n_layer: int = 3, kv_heads: int | list[int] = 2, tied: bool = True,
@@ -114,7 +109,6 @@ def test_encoder_architectures_have_no_kv(tmp_path: Path) -> None:
     arch = arch_from_header(read_header_file(_write(tmp_path / "b.gguf", arch="bert")), "b")
     assert not arch.causal and not any(layer.has_kv for layer in arch.layers)
     assert arch.weights.tied_output_bytes == 0
-
 
 
 class _Records(io.RawIOBase):
@@ -279,17 +273,3 @@ def test_unknown_tensor_types_are_gguf_errors(tmp_path: Path) -> None:
     struct.pack_into("<I", data, at, 4)
     with pytest.raises(GgufError, match="unknown tensor type id 4"):
         read_header(io.BytesIO(bytes(data)))
-
-
-def test_a_negative_figure_never_reaches_the_gate() -> None:
-    """Header values are range-checked before sizing; if a bug still produced a negative figure, ProcessSize
-    refuses it (an internal error) instead of letting it lower a co-resident set's total."""
-    good = uniform_layers(2, 2, 16)
-    arch = ModelArch("llama", 64, 4, 128, 32, 2048, good, WeightsSpec((1000, 1000), 100, 100), "test")
-    cfg = stack(models={"m": {"file": "m.gguf", "ctx_size": 2048}})
-    settings = cfg.models["m"]
-    calibration = calibration_for(None)
-    assert size_process("m", "models.m", settings, arch, cfg.gpu, calibration).total_bytes > 0
-    negative = replace(arch, layers=tuple(replace(layer, k_dim=-(1 << 31)) for layer in good))
-    with pytest.raises(SizingBug, match="kv_bytes = -"):
-        size_process("m", "models.m", settings, negative, cfg.gpu, calibration)

@@ -1,9 +1,10 @@
-"""The pieces of `pulumi up`'s model downloads that need no engine: what is downloaded, the provider's diff, the job
-container's configuration, the engine's log stream, the job's delete rule, and that the job is standard library."""
+"""`stack.targets.pulumi.model_download`, the pieces of `pulumi up`'s model downloads that need no engine: the
+provider's diff, the job container's configuration, and that the job is standard library. What is downloaded is in
+tests/unit/render/test_downloads.py, the engine's log stream in test_docker_engine.py, the job's delete rule in
+tests/unit/fetch/test_job.py."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -14,13 +15,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from stack.fetch.fetcher import STATE_DIR
-from stack.fetch.job import _claim, delete
-from stack.fetch.job import main as job_main
 from stack.fetch.remote_part import RemotePart
-from stack.render.containers import EMBEDDINGS, LLAMA_SWAP
-from stack.render.downloads import MODELS_LABEL, download_specs, models_digest
-from stack.targets.pulumi.docker_engine import DEFAULT_SOCKET, STDERR, STDOUT, EngineError, endpoint_for, split_frames
+from stack.render.downloads import MODELS_LABEL, models_digest
 from stack.targets.pulumi.model_download import (
     BOOT,
     JOB_ROOT,
@@ -30,41 +26,9 @@ from stack.targets.pulumi.model_download import (
     container_config,
     job_files,
 )
-from tests.unit.helpers import stack
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 TOKEN = "hf_unit_SECRET_token"
-
-
-def _sourced() -> Any:
-    return stack(
-        hf_endpoint="http://127.0.0.1:8999",
-        models={
-            "chat": {"file": "chat.gguf", "ctx_size": 2048,
-                     "source": {"repo": "org/chat", "revision": "main", "sha256": SHA_A},
-                     "draft": {"file": "draft.gguf", "source": {"repo": "org/draft", "revision": "main"}}},
-            "helper": {"file": "chat.gguf", "ctx_size": 1024,
-                       "source": {"repo": "org/chat", "revision": "main", "sha256": SHA_A}},
-            "big": {"file": "big/m-00001-of-00002.gguf", "ctx_size": 1024,
-                    "source": {"url": "https://example.org/m-00001-of-00002.gguf", "sha256": [SHA_A, SHA_B]}},
-            "local": {"file": "mine.gguf", "ctx_size": 1024},
-        },
-        embeddings={"file": "emb.gguf", "source": {"repo": "org/emb", "revision": "main"}},
-    )
-
-
-def test_one_download_per_sourced_file_with_the_services_that_load_it() -> None:
-    specs = {s.file: s for s in download_specs(_sourced())}
-    assert list(specs) == ["chat.gguf", "draft.gguf", "big/m-00001-of-00002.gguf", "emb.gguf"]
-    assert specs["chat.gguf"].services == {LLAMA_SWAP} and specs["chat.gguf"].key == "models.chat.source"
-    assert specs["emb.gguf"].services == {EMBEDDINGS}
-    big = specs["big/m-00001-of-00002.gguf"]
-    assert [p.local for p in big.parts] == ["big/m-00001-of-00002.gguf", "big/m-00002-of-00002.gguf"]
-    assert [p.sha256 for p in big.parts] == [SHA_A, SHA_B]
-    assert big.slug.startswith("big-m-00001-of-00002.gguf-") and "/" not in big.slug
-    assert specs["chat.gguf"].slug == "chat.gguf"
-    assert specs["chat.gguf"].network_mode == "host", "a loopback mirror is on the Docker host: host networking"
-    assert big.network_mode == "bridge"
 
 
 def _props(**kw: Any) -> dict[str, Any]:
@@ -127,61 +91,6 @@ def test_containers_fail_with_every_failed_download_and_digest_files_otherwise()
     assert one == checked_models_digest([("b.gguf", True, "", [SHA_B]), ("a.gguf", True, "", [SHA_A])])
     assert one != checked_models_digest([("a.gguf", True, "", [SHA_B]), ("b.gguf", True, "", [SHA_B])])
     assert one == models_digest({"a.gguf": [SHA_A], "b.gguf": [SHA_B]}) and MODELS_LABEL.startswith("local-llm-stack.")
-
-
-def _frame(stream: int, data: bytes) -> bytes:
-    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
-
-
-def test_log_stream_frames_are_split_into_lines_per_stream() -> None:
-    raw = (_frame(STDERR, b"chat.gguf [#") + _frame(STDOUT, b'{"ok": true}\n') + _frame(STDERR, b"##] 50%\nnext")
-           + _frame(STDERR, b" line\r\n"))
-    assert list(split_frames(io.BytesIO(raw))) == [
-        (STDOUT, '{"ok": true}'), (STDERR, "chat.gguf [###] 50%"), (STDERR, "next line")]
-    cut = _frame(STDERR, b"partial") + bytes([STDERR, 0, 0, 0, 0, 0, 0, 9]) + b"abc"
-    assert list(split_frames(io.BytesIO(cut))) == [(STDERR, "partialabc")]
-
-
-def test_engine_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    assert endpoint_for(None).path == DEFAULT_SOCKET
-    assert endpoint_for("unix:///run/user/1000/docker.sock").path == "/run/user/1000/docker.sock"
-    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/d.sock")
-    assert endpoint_for(None).path == "/tmp/d.sock"
-    argv = ["ssh", "-o", "BatchMode=yes", "--", "gpu", "docker system dial-stdio"]
-    assert endpoint_for("ssh://gpu", argv).ssh_argv == tuple(argv)
-    with pytest.raises(EngineError, match="unix:// or ssh:// only"):
-        endpoint_for("tcp://10.0.0.2:2376")
-
-
-def _placed(models_dir: Path, name: str, owner: str | None) -> RemotePart:
-    part = RemotePart(f"models.{name}.source", f"{name}.gguf", f"https://hub/{name}.gguf", SHA_A, True, True)
-    (models_dir / part.local).write_bytes(b"GGUF")
-    (models_dir / STATE_DIR).mkdir(exist_ok=True)
-    (models_dir / STATE_DIR / f"{part.local}.json").write_text(json.dumps({"sha256": SHA_A, "url": part.url}))
-    if owner is not None:
-        _claim(models_dir, part, owner)
-    return part
-
-
-def test_delete_removes_only_what_this_download_claimed(tmp_path: Path) -> None:
-    mine = _placed(tmp_path, "mine", "res-1")
-    theirs = _placed(tmp_path, "theirs", "res-2")
-    unclaimed = _placed(tmp_path, "unclaimed", None)
-    (tmp_path / "users.gguf").write_bytes(b"GGUF")
-    user = RemotePart("models.u.source", "users.gguf", "https://hub/u.gguf", SHA_A, True, True)
-    result = delete(tmp_path, [mine, theirs, unclaimed, user], "res-1")
-    assert [r["action"] for r in result] == ["removed", "kept", "kept", "kept"]
-    assert not (tmp_path / "mine.gguf").exists() and not (tmp_path / STATE_DIR / "mine.gguf.json").exists()
-    assert all((tmp_path / n).exists() for n in ("theirs.gguf", "unclaimed.gguf", "users.gguf"))
-
-
-def test_a_malformed_job_is_a_result_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("LLS_FETCH_JOB", "{not json")
-    assert job_main() == 2
-    result = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert result["ok"] is False and "malformed" in result["message"]
 
 
 def test_remote_part_round_trips_through_pulumi_inputs() -> None:

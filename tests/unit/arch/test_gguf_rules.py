@@ -1,8 +1,9 @@
 """llama.cpp's per-architecture hparams rules (src/models/<arch>.cpp, src/llama-hparams.cpp), on synthetic headers.
 
-Layouts that b11434 loads on CPU are also checked against the real server (test_sizing_layouts.py);
-these cover the families no fixture runs here: other SWA patterns, hybrid layer maps, RWKV/KDA state
-widths, MTP layers, and the ubatch clamp.
+Layouts that b11434 loads on CPU are also checked against the real server
+(tests/unit/sizing/test_process_size_measured.py); these cover the families no fixture runs here: other SWA
+patterns, hybrid layer maps, RWKV/KDA state widths, MTP layers. The KV sizes these rules lead to are in
+tests/unit/sizing/test_kv_cache.py, the ubatch clamp in tests/unit/sizing/test_process.py.
 """
 
 from __future__ import annotations
@@ -14,32 +15,12 @@ from gguf import GGMLQuantizationType
 from models.config import CacheType
 from stack.arch.gguf_rules import arch_from_header
 from stack.arch.model import ModelArch
-from stack.gguf.header import GgufHeader, TensorInfo
+from stack.gguf.header import TensorInfo
 from stack.sizing.kv_cache import context_shape, kv_cache_size, recurrent_state_bytes
-from stack.sizing.process import effective_ubatch
 from stack.units import MIB
+from tests.unit.helpers import arch_of, f16_kv, synthetic_header
 
-F16 = CacheType.f16
 F32 = GGMLQuantizationType.F32
-
-
-def header(arch: str, tensors: tuple[TensorInfo, ...] = (), **keys: Any) -> GgufHeader:
-    """`keys` are `{arch}.`-relative (dots spelt as `__`): `attention__head_count=8`."""
-    meta: dict[str, Any] = {"general.architecture": arch}
-    meta.update({f"{arch}.{k.replace('__', '.')}": v for k, v in keys.items()})
-    meta.setdefault(f"{arch}.embedding_length", 256)
-    meta.setdefault(f"{arch}.context_length", 8192)
-    meta.setdefault(f"{arch}.vocab_size", 1000)
-    return GgufHeader(3, meta, tensors, 0)
-
-
-def arch_of(arch: str, **keys: Any) -> ModelArch:
-    return arch_from_header(header(arch, **keys), "test")
-
-
-def kv(a: ModelArch, ctx: int = 8192, np: int = 1, unified: bool = False, ub: int = 512, fa: bool = True):
-    return kv_cache_size(a, context_shape(ctx, np, unified), cache_type_k=F16, cache_type_v=F16, flash_attn=fa,
-                         ubatch=ub, kv_unified=unified)
 
 
 def swa_map(a: ModelArch) -> str:
@@ -56,7 +37,7 @@ def test_key_length_beats_n_embd_over_n_head() -> None:
     a = arch_of("qwen3", block_count=2, attention__head_count=8, attention__head_count_kv=2,
                 attention__key_length=128, attention__value_length=128)
     assert a.head_dim == 128 and a.n_embd_q == 1024
-    assert kv(a).bytes == 2 * 2 * 8192 * 2 * 128 * 2
+    assert f16_kv(a).bytes == 2 * 2 * 8192 * 2 * 128 * 2
 
 
 def test_swa_family_rules() -> None:
@@ -80,16 +61,6 @@ def test_swa_family_rules() -> None:
                            **common)) == "ssssssss"
     # a window key alone does not make an architecture SWA
     assert swa_map(arch_of("qwen2", attention__sliding_window=4096, **common)) == "FFFFFFFF"
-
-
-def test_gemma3_27b_swa_cells_grow_with_slots_and_ubatch() -> None:
-    a = arch_of("gemma3", block_count=62, attention__head_count=32, attention__head_count_kv=16,
-                attention__key_length=128, attention__value_length=128, attention__sliding_window=1024)
-    assert kv(a, 32768, 4, unified=True).swa_cells == 4608  # 4 x 1024 + 512
-    assert kv(a, 32768, 1).swa_cells == kv(a, 65536, 1).swa_cells == 1536
-    assert kv(a, 32768, 1, ub=2048).swa_cells == 3072
-    assert kv(a, 32768, 4, unified=False).swa_cells == 1536  # per stream
-    assert kv(a, 32768, 4, unified=True).bytes == 4432 * MIB  # reference §10
 
 
 def test_lfm2_swa_applies_to_attention_layers_only() -> None:
@@ -125,7 +96,7 @@ def test_hybrid_layer_maps() -> None:
 def test_recurrent_state_widths() -> None:
     rwkv = arch_of("rwkv6", block_count=2, wkv__head_size=64, token_shift_count=2)
     assert rwkv.recurrent is not None and (rwkv.recurrent.n_embd_r, rwkv.recurrent.n_embd_s) == (512, 256 * 64)
-    assert kv(rwkv).bytes == 0
+    assert f16_kv(rwkv).bytes == 0
     mamba = arch_of("mamba", block_count=2, ssm__conv_kernel=4, ssm__inner_size=512, ssm__state_size=16)
     assert mamba.recurrent is not None and (mamba.recurrent.n_embd_r, mamba.recurrent.n_embd_s) == (3 * 512, 16 * 512)
     kimi = arch_of("kimi-linear", block_count=2, attention__head_count=32, attention__head_count_kv=[0, 8],
@@ -139,12 +110,12 @@ def test_recurrent_state_widths() -> None:
 def test_mla_keeps_k_only_and_mtp_layers_have_no_kv_or_weights() -> None:
     norms = [TensorInfo(f"blk.{il}.attn_norm.weight", (256,), F32) for il in range(3)]
     tensors = (*norms, TensorInfo("token_embd.weight", (256, 1000), F32))
-    h = header("deepseek2", tensors, block_count=3, nextn_predict_layers=1, attention__head_count=16,
+    h = synthetic_header("deepseek2", tensors, block_count=3, nextn_predict_layers=1, attention__head_count=16,
                attention__head_count_kv=1, attention__key_length=576, attention__value_length=512,
                attention__key_length_mla=192, attention__value_length_mla=128, attention__kv_lora_rank=512)
     a = arch_from_header(h, "test")
     assert a.mla and [la.has_kv for la in a.layers] == [True, True, False]
-    size = kv(a, 4096)
+    size = f16_kv(a, 4096)
     assert (size.k_bytes, size.v_bytes) == (2 * 4096 * 576 * 2, 0)
     assert a.weights.layer_bytes == (1024, 1024, 0)  # the MTP block is skipped by the loader
 
@@ -162,22 +133,6 @@ def test_shared_kv_layers() -> None:
     assert sum(la.has_kv for la in g3n.layers) == 20 and g3n.ple_width == 256 * 30
 
 
-def test_fa_off_pads_v_to_the_widest_layer_including_swa_head_sizes() -> None:
-    g4 = arch_of("gemma4", block_count=2, attention__head_count=4, attention__head_count_kv=2,
-                 attention__key_length=64, attention__value_length=64, attention__key_length_swa=32,
-                 attention__value_length_swa=32, attention__sliding_window=128,
-                 attention__sliding_window_pattern=[True, False])
-    on, off = kv(g4, 4096, fa=True), kv(g4, 4096, fa=False)
-    assert on.v_swa_bytes == 768 * 64 * 2 and off.v_swa_bytes == 768 * 128 * 2  # PAD256(128 + 512) cells
-    assert on.k_bytes == off.k_bytes
-
-
-def test_ubatch_is_clamped_by_ctx_and_batch() -> None:
-    assert effective_ubatch(256, 512, 2048) == 256
-    assert effective_ubatch(8192, 4096, 2048) == 2048
-    assert effective_ubatch(256, 512, 2048, causal=False) == 512
-
-
 def test_gpt_oss_20b_reference_table() -> None:
     """§10: gpt-oss-20b, alternating SWA (window 128, even layers), @32k: 792 MiB f16 with 4 unified slots,
     786 with one, 421 (420.75) with q8_0 K and V and 4 unified slots."""
@@ -185,8 +140,8 @@ def test_gpt_oss_20b_reference_table() -> None:
                 attention__head_count_kv=8, attention__key_length=64, attention__value_length=64,
                 attention__sliding_window=128)
     assert swa_map(a) == "sF" * 12
-    assert kv(a, 32768, 4, unified=True).bytes == 792 * MIB
-    assert kv(a, 32768, 1).bytes == 786 * MIB
+    assert f16_kv(a, 32768, 4, unified=True).bytes == 792 * MIB
+    assert f16_kv(a, 32768, 1).bytes == 786 * MIB
     q8 = kv_cache_size(a, context_shape(32768, 4, True), cache_type_k=CacheType.q8_0, cache_type_v=CacheType.q8_0,
                        flash_attn=True, ubatch=512, kv_unified=True)
     assert q8.bytes == int(420.75 * MIB)

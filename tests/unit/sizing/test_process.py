@@ -1,4 +1,5 @@
-"""The argv a process starts with and the memory the gate sized for it agree, for every fixture layout.
+"""`stack.sizing.process`: the argv a process starts with and the memory the gate sized for it agree, for every
+fixture layout; llama-context.cpp's ubatch clamp.
 
 For each small layout of bench/sizing_panel.py, on the cpu and the rtx-5080 profiles, with and without a draft
 model and a projector, the rendered argv is parsed back with llama-server's own option table, and the sizing is
@@ -23,7 +24,7 @@ from stack.render.paths import CONTAINER_PATHS
 from stack.render.server_args import embedding_argv, model_argv
 from stack.sizing.compute_buffer import calibration_for, compute_buffer_size
 from stack.sizing.kv_cache import context_shape, kv_cache_size, recurrent_state_bytes
-from stack.sizing.process import Role, resolve_process
+from stack.sizing.process import Role, effective_ubatch, resolve_process
 from stack.sizing.process_size import CUDA_BUFFER_ALIGNMENT, MMPROJ_COMPUTE_FACTOR, Extras, ProcessSize, size_process
 from stack.units import MIB
 
@@ -209,3 +210,9 @@ def test_one_resolution_for_argv_and_sizing() -> None:
     # llama-context.cpp caps n_batch by -c before padding n_ctx to 512: 300 tokens per ubatch, not 512
     assert cpu.shape.n_ctx == 512 and cpu.n_ubatch(causal=True) == cpu.draft.n_ubatch(causal=True) == 300
     assert cpu.n_ubatch(causal=False) == 512
+
+
+def test_ubatch_is_clamped_by_ctx_and_batch() -> None:
+    assert effective_ubatch(256, 512, 2048) == 256
+    assert effective_ubatch(8192, 4096, 2048) == 2048
+    assert effective_ubatch(256, 512, 2048, causal=False) == 512

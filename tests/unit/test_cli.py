@@ -1,11 +1,16 @@
-"""No traceback reaches a user: broken stack files are refusals naming the key (exit 1); a bug is reported as an
-internal error with its own exit code (3) and how to report it; `--json` always prints one JSON object."""
+"""`stack.cli` (`python -m stack`): `plan`'s exit codes (0 fits, 1 refused, 2 does not fit), its JSON and the
+exposure it reports. No traceback reaches a user: broken stack files are refusals naming the key (exit 1); a bug is
+reported as an internal error with its own exit code (3) and how to report it; `--json` always prints one JSON
+object."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,9 +18,14 @@ import stack.cli
 import stack.targets.pulumi.program
 from stack.cli import main
 from stack.errors import EXIT_INTERNAL
-from tests.unit.helpers import write_stack_file
+from tests.unit.helpers import REPO, qwen14b, write_stack_file
 
 CHAT = {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}
+WIDE: dict[str, Any] = {
+    "models_dir": "/srv/models",
+    "models": {"chat": CHAT},
+    "embeddings": {"file": "nomic-embed-text-v1.5.Q8_0.gguf"},
+}
 
 
 def _plan(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
@@ -181,3 +191,76 @@ def test_text_refusals_show_control_characters_escaped(tmp_path: Path, capsys: p
     assert "  models.chat\\x1b[2J: " in err
     rc, out, _ = _plan(f, capsys, "--json")
     assert rc == 1 and json.loads(out)["errors"][0]["key"] == "models.chat\x1b[2J"
+
+
+def test_plan_exits_0_on_the_default_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--config", str(REPO / "Pulumi.dev.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "every co-resident set fits" in out
+    assert "generator + nomic-embed-text" in out
+
+
+def test_plan_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--config", str(REPO / "Pulumi.dev.yaml"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fits"] is True and doc["budget_mib"] == 16303 - 768
+    assert set(doc["models"]) == {"classifier", "generator", "chat", "agent", "nomic-embed-text"}
+    for m in doc["models"].values():
+        fields = {"weights_mib", "kv_mib", "recurrent_mib", "compute_mib", "overhead_mib", "total_mib", "source"}
+        assert fields <= set(m)
+        parts = m["weights_mib"] + m["kv_mib"] + m["recurrent_mib"] + m["compute_mib"] + m["overhead_mib"]
+        assert m["total_mib"] == pytest.approx(parts, abs=0.05)
+    assert len(doc["scenarios"]) == 4
+    assert all({"members", "total_mib", "fits"} <= set(s) for s in doc["scenarios"])
+    containers = {c["container"]: c for c in doc["containers"]}
+    assert set(containers) == {"llm-llama-swap", "llm-embeddings"}
+    assert containers["llm-llama-swap"]["ports"] == ["127.0.0.1:9292->8080"]
+    assert [f["path"] for f in containers["llm-llama-swap"]["files"]] == ["/app/config.yaml"]
+
+
+def test_plan_exits_1_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_stack_file(tmp_path / "Pulumi.bad.yaml", {
+        "models_dir": "/srv/models",
+        "models": {"chat": {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": "lots"}},
+    })
+    assert main(["plan", "--config", str(f)]) == 1
+    assert "models.chat.ctx_size" in capsys.readouterr().err
+
+
+def test_plan_exits_2_with_a_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_stack_file(tmp_path / "Pulumi.big.yaml", {
+        "models_dir": "/srv/models",
+        "models": {"gen": qwen14b(131072, "f16")},
+    })
+    assert main(["plan", "--config", str(f), "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fits"] is False
+    assert doc["scenarios"][0]["suggestions"][0]["key"] == "models.gen.ctx_size"
+    assert main(["plan", "--config", str(f)]) == 2
+    assert "fix: set models.gen.ctx_size:" in capsys.readouterr().out
+
+
+def test_readme_command_runs_as_a_module() -> None:
+    """`python -m stack plan` from the repository root, as the README says."""
+    proc = subprocess.run([sys.executable, "-m", "stack", "plan"], cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_plan_reports_the_exposure_of_every_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_stack_file(tmp_path / "Pulumi.wide.yaml", {
+        **WIDE, "bind_address": "0.0.0.0", "litellm": {"enabled": True},
+        "litellm_master_key": {"secure": "v1:x"},
+    })
+    assert main(["plan", "--config", str(f), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    exposure = {c["container"]: c["exposure"] for c in doc["containers"]}
+    assert exposure == {
+        "llm-llama-swap": [{"address": "127.0.0.1", "port": 9292, "loopback_only": True, "key": "none"}],
+        "llm-embeddings": [{"address": "127.0.0.1", "port": 8081, "loopback_only": True, "key": "none"}],
+        "llm-litellm": [{"address": "0.0.0.0", "port": 4000, "loopback_only": False, "key": "litellm_master_key"}],
+    }
+    assert main(["plan", "--config", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "exposure 0.0.0.0:4000: REACHABLE FROM THE NETWORK, key: litellm_master_key" in out
+    assert "exposure 127.0.0.1:9292: loopback only, no key" in out

@@ -1,6 +1,9 @@
-"""The typed config: every bad input is refused before anything is sized or deployed, naming its key."""
+"""`models.config`: every bad input is refused before anything is sized or deployed, naming its key; a
+non-loopback `bind_address` never publishes an unauthenticated model server by accident."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -73,3 +76,34 @@ def test_configs_are_immutable() -> None:
     cfg = stack()
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
         cfg.models["chat"].ctx_size = 1
+
+
+BASE: dict[str, Any] = {
+    "models_dir": "/srv/models",
+    "models": {"chat": {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}},
+    "embeddings": {"file": "nomic-embed-text-v1.5.Q8_0.gguf"},
+}
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.10"])
+def test_wide_address_without_a_key_is_refused_naming_the_ways_out(address: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_stack_config({**BASE, "bind_address": address})
+    [(key, message)] = refused.value.problems
+    assert key == "bind_address"
+    assert "api_key" in message and "litellm" in message and "expose_unauthenticated: true" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "secrets"),
+    [
+        ({}, frozenset({"api_key"})),
+        ({"litellm": {"enabled": True}}, frozenset({"litellm_master_key"})),
+        ({"expose_unauthenticated": True}, frozenset()),
+        ({"bind_address": "127.0.0.1"}, frozenset()),
+        ({"bind_address": "::1"}, frozenset()),
+    ],
+    ids=["api-key", "litellm", "opt-in", "loopback", "loopback-v6"],
+)
+def test_each_way_out_is_accepted(extra: dict[str, Any], secrets: frozenset[str]) -> None:
+    parse_stack_config({**BASE, "bind_address": "0.0.0.0", **extra}, secrets)

