@@ -7,7 +7,7 @@ Both `pulumi up` and `python -m stack plan` call it; nothing is deployed unless 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models.config import GpuConfig, MatrixConfig, ModelConfig, ServerSettings, StackConfig
@@ -295,7 +295,61 @@ def _build_pool_plan(cfg: StackConfig, headers: HeaderSource | None, calibration
             grouping += [f"pool {pool}: {auto.explanation[0]}", *auto.explanation[1:]]
         on_pool = tuple(p for p in always_on if placement.embeddings == pool)
         scenarios += _scenarios(view, sizes, on_pool, budget, calibration, pool)
+    if cfg.groups != "auto":
+        scenarios = [s if s.fits else replace(s, suggestions=s.suggestions + tuple(
+            _placement_fixes(cfg, placement, sizes, calibration, s))) for s in scenarios]
     if cfg.groups == "auto":
         cfg = cfg.model_copy(update={"groups": {}, "matrix": MatrixConfig(sets=sets) if sets else None})
     return Plan(cfg, calibration, sizes, tuple(scenarios), always_on, tuple(grouping),
                 tuple(missing_files(cfg, headers)), placement)
+
+
+def _placement_fixes(cfg: StackConfig, placement: Placement, sizes: dict[str, ProcessSize], calibration: Calibration,
+                     refused: Scenario) -> list[Suggestion]:
+    """Kubernetes: each placement key of a refused set (its group, model or the embedder) moved to another pool
+    where every co-resident set, the moved models resized for that pool's GPU, then fits. Moving never refuses a
+    set on the pool it leaves (those sets only lose members)."""
+    group_of = {m: gid for gid, g in cfg.explicit_groups.items() for m in g.members}
+    emb = cfg.embedding.name if cfg.embedding is not None else None
+    keys = sorted({"embeddings" if m == emb else group_of.get(m, m) for m in refused.members})
+    out: list[Suggestion] = []
+    for key in keys:
+        for pool in placement.pools:
+            if pool == refused.pool:
+                continue
+            moved = Placement(
+                placement.pools,
+                {m: pool if key != "embeddings" and group_of.get(m, m) == key else p
+                 for m, p in placement.models.items()},
+                pool if key == "embeddings" else placement.embeddings,
+                placement.litellm,
+            )
+            worst = _fullest_fitting_set(cfg, moved, pool, sizes, calibration)
+            if worst is not None:
+                out.append(Suggestion(key, f"kubernetes.placement.{key}", {"pool": pool}, round(worst / MIB, 2),
+                                      f"set kubernetes.placement.{key}: {pool}"))
+    return out
+
+
+def _fullest_fitting_set(cfg: StackConfig, placement: Placement, pool: str, sizes: dict[str, ProcessSize],
+                         calibration: Calibration) -> int | None:
+    """The largest co-resident set's bytes on `pool` under `placement`, or None when some set does not fit."""
+    view = pool_view(cfg, placement, pool, with_embedding=False)
+    always = (view.embedding.name,) if view.embedding is not None else ()
+    try:
+        on_pool = {
+            pid: size_process(pid, sizes[pid].key, view.embedding if pid in always and view.embedding is not None
+                              else view.models[pid], sizes[pid].arch, view.gpu, calibration,
+                              extras=sizes[pid].extras).total_bytes
+            for pid in [*view.models, *always]
+        }
+    except CacheRowError:
+        return None
+    budget = view.gpu.budget_mib * MIB
+    worst = 0
+    for members in co_resident_sets(view) if view.models else [()]:
+        total = sum(on_pool[m] for m in members + always)
+        if total > budget:
+            return None
+        worst = max(worst, total)
+    return worst

@@ -98,6 +98,20 @@ def test_unplaced_model_on_the_small_pool_is_refused_with_the_usual_fixes() -> N
     (bad,) = [s for s in plan.scenarios if not s.fits]
     assert bad.pool == "rtx5080" and bad.members == ("generator", "nomic-embed-text")
     assert any(f.text.startswith("set models.generator.ctx_size:") for f in bad.suggestions)
+    moves = {f.text: f for f in bad.suggestions if f.key.startswith("kubernetes.placement.")}
+    assert set(moves) == {"set kubernetes.placement.generator: rtx4090", "set kubernetes.placement.embeddings: rtx4090"}
+    generator = moves["set kubernetes.placement.generator: rtx4090"]
+    assert generator.change == {"pool": "rtx4090"}
+    assert generator.total_mib == round(plan.processes["generator"].total_bytes / MIB - 50, 2), \
+        "resized for the 4090's 450 MiB overhead, not the 5080's 500"
+
+
+def test_no_move_is_suggested_where_no_pool_has_room() -> None:
+    huge = {**MODELS["g"], "ctx_size": 131072, "cache_type_k": "f16", "cache_type_v": "f16"}
+    plan = build_plan(k8s({"g": "big"}, models={**MODELS, "g": huge}))
+    (bad,) = [s for s in plan.scenarios if not s.fits]
+    assert bad.pool == "big" and bad.suggestions
+    assert not [f for f in bad.suggestions if f.key.startswith("kubernetes.placement.")]
 
 
 def test_embedder_counts_only_on_its_own_pool() -> None:
