@@ -351,7 +351,7 @@ class PortsConfig(Strict):
     @model_validator(mode="after")
     def _distinct(self) -> Self:
         seen: dict[int, str] = {}
-        for key in ("llama_swap", "embeddings", "litellm"):
+        for key in type(self).model_fields:
             port = getattr(self, key)
             if port in seen:
                 raise key_errors([(key, f"port {port} is already used by ports.{seen[port]}")])

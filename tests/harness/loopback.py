@@ -238,8 +238,8 @@ def local_paths(cfg: StackConfig, workdir: Path) -> RenderPaths:
 def loopback_config(cfg: StackConfig) -> StackConfig:
     """`cfg` with free loopback ports for every service and a free `startPort` range for the models."""
     model_ports = free_ports(len(cfg.models), consecutive=True)
-    swap, emb, lite = free_ports(3, exclude=model_ports)
-    ports = PortsConfig(llama_swap=swap, embeddings=emb, litellm=lite)
+    names = list(PortsConfig.model_fields)
+    ports = PortsConfig(**dict(zip(names, free_ports(len(names), exclude=model_ports), strict=True)))
     swap_settings = LlamaSwapConfig.model_validate({**cfg.llama_swap.model_dump(), "start_port": model_ports[0]})
     return cfg.model_copy(update={"bind_address": LOOPBACK, "ports": ports, "llama_swap": swap_settings})
 

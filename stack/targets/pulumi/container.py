@@ -87,9 +87,10 @@ def container_args(
 
 
 class ServiceContainer(pulumi.ComponentResource):
-    """A pinned image and the container that runs it; subclasses only name the component type."""
+    """A pinned image and the container that runs it; subclasses only name the component type (part of each URN, so
+    the three original services keep theirs; any later service is a plain `Service`)."""
 
-    TYPE: ClassVar[str]
+    TYPE: ClassVar[str] = "local-llm-stack:index:Service"
     image: docker.RemoteImage
     container: docker.Container
     container_name: pulumi.Output[str]

@@ -16,6 +16,7 @@ from stack.targets.pulumi.model_download import ModelDownload, checked_models_di
 from stack.targets.pulumi.network import StackNetwork
 
 SERVICE_TYPES: dict[str, type[ServiceContainer]] = {
+    # component types named before there was a generic one; kept so existing stacks keep their URNs
     LLAMA_SWAP: LlamaSwap,
     EMBEDDINGS: EmbeddingServer,
     LITELLM: LiteLLMProxy,
@@ -82,7 +83,7 @@ class LocalLlmStack(pulumi.ComponentResource):
             upstream: list[pulumi.Resource] = [self.services[key] for key in svc.after]
             files = self._downloads_of(wanted, spec.service)
             labels = {MODELS_LABEL: _models_label(files)} if files else {}
-            self.services[spec.service] = SERVICE_TYPES[spec.service](
+            self.services[spec.service] = SERVICE_TYPES.get(spec.service, ServiceContainer)(
                 f"{name}-{spec.service}",
                 spec,
                 self.network.network_id,
