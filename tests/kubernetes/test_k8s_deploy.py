@@ -1,0 +1,324 @@
+"""The kubernetes target deployed by the real Pulumi CLI and pulumi-kubernetes provider to a real API server.
+
+The control plane (conftest.py) has no kubelets and no nodes: the pods the controller manager creates stay
+Pending and no container runs. What is checked is everything up to that point: the real engine registers every
+object, the API server's validation and RBAC accept them, and the stored objects say what the manifests say
+(read back with the `kubernetes` client): GPU limits, probes, read-only mounts, secrets only in Secrets, the
+NetworkPolicies. Running containers from the same specs is the Docker target's test (tests/deploy).
+
+The tests run in file order on one stack, each from the state the previous one left:
+1. `pulumi up` creates every object; 2. the stored objects; 3. a second preview has no changes; 4. a changed
+`ctx_size` changes one ConfigMap and rolls only the Deployment that reads it; 5. a placement that does not fit
+fails preview and up with the gate's message, creates nothing; 6. `pulumi destroy` leaves the namespace gone.
+
+Models are sized from the catalog (the files are not needed: no pod ever starts); the stack has two pools, a
+16 GB and a 24 GB GPU.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+
+from models.load import parse_stack_config
+from stack.deployment import build_deployment
+from stack.sizing.plan import build_plan
+from stack.targets.kubernetes import Manifests, build_manifests
+from stack.targets.kubernetes.manifests import CONFIG_HASH_ANNOTATION, GPU_RESOURCE
+from tests.deploy.pulumi_project import PulumiFailed, PulumiProject, pulumi_env
+from tests.harness import binaries
+from tests.kubernetes.conftest import ControlPlane, missing
+
+pytestmark = [pytest.mark.kubernetes,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]  # loopback
+
+PLUGIN_VERSION = "4.25.0"
+"""= the pulumi-kubernetes pin in requirements.txt: the SDK asks for exactly this provider plugin."""
+SECRETS = ("api_key", "litellm_master_key")
+
+
+def stack_config(models_dir: Path, namespace: str) -> dict[str, Any]:
+    """Two GPU pools; the chat group on the 16 GB one, the big model and the embedder on the 24 GB one."""
+    return {
+        "target": "kubernetes",
+        "models_dir": str(models_dir),
+        "kubernetes": {
+            "namespace": namespace,
+            "pools": {
+                "rtx5080": {
+                    "node_selector": {"nvidia.com/gpu.product": "NVIDIA-GeForce-RTX-5080"},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "runtime_class": "nvidia",
+                    "gpu": {"profile": "rtx-5080"},
+                },
+                "rtx4090": {
+                    "node_selector": {"nvidia.com/gpu.product": "NVIDIA-GeForce-RTX-4090"},
+                    "gpu": {"profile": "rtx-4090"},
+                },
+            },
+            "placement": {"chat": "rtx5080", "big": "rtx4090", "embeddings": "rtx4090", "litellm": "rtx5080"},
+        },
+        "models": {
+            "small": {"file": "Qwen2.5-3B-Instruct-Q4_K_M.gguf", "ctx_size": 4096, "aliases": ["tiny"]},
+            "mid": {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 8192},
+            "big": {"file": "Qwen2.5-14B-Instruct-Q4_K_M.gguf", "ctx_size": 8192},
+        },
+        "groups": {"chat": {"members": ["small", "mid"]}},
+        "embeddings": {"name": "embed", "file": "nomic-embed-text-v1.5.Q8_0.gguf", "pooling": "mean"},
+        "litellm": {"enabled": True},
+    }
+
+
+def expected(raw: dict[str, Any]) -> Manifests:
+    """What the program should create for `raw`, built in-process from the same config."""
+    cfg = parse_stack_config(raw, frozenset(SECRETS))
+    return build_manifests(build_deployment(build_plan(cfg), frozenset(SECRETS)))
+
+
+@dataclass
+class Cluster:
+    plane: ControlPlane
+    core: kubernetes.client.CoreV1Api
+    apps: kubernetes.client.AppsV1Api
+    net: kubernetes.client.NetworkingV1Api
+
+    def namespace_exists(self, name: str) -> bool:
+        found: Any = self.core.list_namespace()
+        return any(n.metadata.name == name for n in found.items)
+
+
+@dataclass
+class Deployed:
+    project: PulumiProject
+    cluster: Cluster
+    raw: dict[str, Any]
+    namespace: str
+    secrets: dict[str, str]
+    tmp: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """Every object of the stack's kinds in its namespace, as the API server stores them (`kind/name`)."""
+        ns, c = self.namespace, self.cluster
+        client: Any = kubernetes.client.ApiClient()
+        lists: list[Any] = [c.core.list_namespaced_config_map(ns), c.core.list_namespaced_secret(ns),
+                 c.core.list_namespaced_service(ns), c.core.list_namespaced_persistent_volume_claim(ns),
+                 c.apps.list_namespaced_deployment(ns), c.net.list_namespaced_network_policy(ns)]
+        kinds = ["ConfigMap", "Secret", "Service", "PersistentVolumeClaim", "Deployment", "NetworkPolicy"]
+        out: dict[str, dict[str, Any]] = {}
+        for kind, items in zip(kinds, lists, strict=True):
+            for item in items.items:
+                if kind == "ConfigMap" and item.metadata.name == "kube-root-ca.crt":
+                    continue  # the controller manager's own, in every namespace
+                out[f"{kind}/{item.metadata.name}"] = client.sanitize_for_serialization(item)
+        return out
+
+
+def _plugin_installed(env: dict[str, str]) -> bool:
+    proc = subprocess.run([str(binaries.pulumi()), "plugin", "ls", "--json"], env=env, capture_output=True,
+                          text=True, check=False)
+    plugins = json.loads(proc.stdout or "[]") or []
+    return any(p.get("name") == "kubernetes" and p.get("version") == PLUGIN_VERSION for p in plugins)
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane: ControlPlane) -> Cluster:
+    """The control plane, with the provider plugin registered with the CLI (from the toolchain build if needed)."""
+    try:
+        binaries.pulumi()
+    except binaries.MissingBinaryError as exc:
+        missing(str(exc))
+    env = {**os.environ, **pulumi_env(Path("/nonexistent"), "x")}
+    if not _plugin_installed(env):
+        built = binaries.toolchain_bin_dir() / "pulumi-resource-kubernetes"
+        if not built.is_file():
+            missing(f"no kubernetes {PLUGIN_VERSION} plugin registered with pulumi and none built at {built}; run "
+                    "scripts/install-tools.sh")
+        subprocess.run([str(binaries.pulumi()), "plugin", "install", "resource", "kubernetes", PLUGIN_VERSION,
+                        "--file", str(built)], env=env, check=True, capture_output=True)
+    load: Any = kubernetes.config.new_client_from_config
+    api = load(str(control_plane.kubeconfig))
+    kubernetes.client.Configuration.set_default(api.configuration)
+    return Cluster(control_plane, kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api),
+                   kubernetes.client.NetworkingV1Api(api))
+
+
+def _project(tmp: Path, name: str, raw: dict[str, Any], plane: ControlPlane, values: dict[str, str]) -> PulumiProject:
+    project = PulumiProject(tmp / name, name)
+    project.workdir.mkdir(parents=True)
+    project.create(raw, values)
+    project.edit_config(lambda c: c.update({"kubernetes:kubeconfig": str(plane.kubeconfig)}))
+    return project
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    tmp = tmp_path_factory.mktemp("k8s-deploy")
+    (tmp / "models").mkdir()
+    namespace = f"lls-{secrets.token_hex(4)}"
+    raw = stack_config(tmp / "models", namespace)
+    values = {key: secrets.token_hex(16) for key in SECRETS}
+    project = _project(tmp, "k8s", raw, cluster.plane, values)
+    state = Deployed(project, cluster, raw, namespace, values, tmp)
+    yield state
+    if cluster.namespace_exists(namespace):
+        try:
+            project.destroy()
+        except PulumiFailed:
+            cluster.core.delete_namespace(namespace)
+    print(f"\n[k8s deploy timings] {json.dumps({k: round(v, 1) for k, v in state.timings.items()})}")
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = obj["spec"]["template"]["spec"]
+    return spec
+
+
+def test_up_creates_every_object_and_the_api_server_accepts_them(deployed: Deployed) -> None:
+    want = expected(deployed.raw)
+    outcome = deployed.project.up()
+    deployed.timings["up_s"] = outcome.seconds
+    deployed.timings["control_plane_start_s"] = deployed.cluster.plane.start_seconds
+    assert deployed.cluster.namespace_exists(deployed.namespace)
+    stored = deployed.stored()
+    names = {f"{o['kind']}/{o['metadata']['name']}" for o in want.objects()[1:]}
+    names |= {f"Secret/{s.name}" for s in want.secrets}
+    assert set(stored) == names
+    objects = [st for st in outcome.steps if st.op == "create" and st.type.startswith("kubernetes:")
+               and not st.type.startswith("pulumi:providers:")]
+    assert len(objects) == len(names) + 1, [st.type for st in objects]
+    assert outcome.summary == {"create": len(names) + 1 + 2}, outcome.summary  # + the stack and the component
+    print(f"\n[k8s objects] {len(names) + 1} (namespace + {len(names)}): "
+          f"{sorted({n.split('/')[0] for n in names})}; up {outcome.seconds:.1f} s")
+    pools = {d["metadata"]["name"] for d in want.deployments}
+    assert {"llama-swap-rtx5080", "llama-swap-rtx4090"} <= pools or "llama-swap" in pools
+
+
+def test_stored_objects_say_what_the_manifests_say(deployed: Deployed) -> None:
+    want = expected(deployed.raw)
+    stored = deployed.stored()
+    for d in want.deployments:
+        got = stored[f"Deployment/{d['metadata']['name']}"]
+        pod, want_pod = _pod_spec(got), _pod_spec(d)
+        (c,), (w,) = pod["containers"], want_pod["containers"]
+        assert c.get("resources", {}).get("limits") == w["resources"].get("limits")
+        if w["resources"].get("limits"):
+            assert c["resources"]["limits"][GPU_RESOURCE] == "1"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[probe]["exec"]["command"] == w[probe]["exec"]["command"]
+            assert c[probe]["failureThreshold"] == w[probe]["failureThreshold"]
+        mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+        for m in w["volumeMounts"]:
+            if m["name"] in ("models", "config"):
+                assert mounts[m["mountPath"]].get("readOnly") is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert pod.get("nodeSelector") == want_pod.get("nodeSelector")
+        assert got["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == (
+            d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
+    for policy in want.network_policies:
+        assert stored[f"NetworkPolicy/{policy['metadata']['name']}"]["spec"]["ingress"] == policy["spec"]["ingress"]
+
+
+def test_secrets_only_in_secrets(deployed: Deployed) -> None:
+    stored = deployed.stored()
+    values = set(deployed.secrets.values())
+    for name, obj in stored.items():
+        text = json.dumps(obj)
+        if name.startswith("Secret/"):
+            decoded = {base64.b64decode(v).decode() for v in obj["data"].values()}
+            assert decoded <= values and decoded
+        else:
+            assert not any(v in text for v in values), f"a secret value is in {name}"
+    exported = json.dumps(deployed.project.export())
+    assert not any(v in exported for v in values), "a secret value is in plain text in the Pulumi state"
+
+
+def test_pods_stay_pending_without_nodes(deployed: Deployed) -> None:
+    """The controller manager made the ReplicaSets and Pods; nothing schedules them (no kubelet, no node)."""
+    deadline = time.monotonic() + 30
+    pods: list[Any] = []
+    while time.monotonic() < deadline and not pods:
+        pods = deployed.cluster.core.list_namespaced_pod(deployed.namespace).items
+        time.sleep(1)
+    if not pods:
+        pytest.skip("the controller manager created no pod within 30 s (RuntimeClass admission may refuse pods "
+                    "whose class does not exist)")
+    assert {p.status.phase for p in pods} == {"Pending"}
+
+
+def test_second_preview_shows_no_changes(deployed: Deployed) -> None:
+    outcome = deployed.project.preview(expect_no_changes=True)
+    deployed.timings["preview_s"] = outcome.seconds
+    assert outcome.changed() == {}
+
+
+def test_ctx_change_rolls_only_the_deployment_that_reads_it(deployed: Deployed) -> None:
+    before = expected(deployed.raw)
+    stored_before = deployed.stored()
+    deployed.raw["models"]["big"]["ctx_size"] = 4096
+    deployed.project.set_value("models", "big", "ctx_size", value=4096)
+    after = expected(deployed.raw)
+    changed_maps = {c["metadata"]["name"] for c, d in zip(before.config_maps, after.config_maps, strict=True)
+                    if c != d}
+    changed_deps = {c["metadata"]["name"] for c, d in zip(before.deployments, after.deployments, strict=True)
+                    if c != d}
+    assert len(changed_maps) == 1 and len(changed_deps) == 1, (changed_maps, changed_deps)
+    outcome = deployed.project.up()
+    deployed.timings["up_ctx_change_s"] = outcome.seconds
+    changed = outcome.changed()
+    # pulumi-kubernetes treats ConfigMaps as immutable (replaced, unless kubernetes:enableConfigMapMutable); the
+    # Deployment is updated in place: its pod template's annotation changed, so its pods roll.
+    (cm,) = changed_maps
+    (dep,) = changed_deps
+    assert changed == {f"local-llm-stack-{cm}": "replace", f"local-llm-stack-{dep}": "update"}, changed
+    stored = deployed.stored()
+    for name in (k for k in stored if k.startswith("Deployment/")):
+        old = stored_before[name]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+        new = stored[name]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+        assert (old != new) is (name.removeprefix("Deployment/") in changed_deps), name
+    assert stored[f"ConfigMap/{cm}"]["data"] != stored_before[f"ConfigMap/{cm}"]["data"]
+    others = {k for k in stored if k.startswith("Deployment/") and k != f"Deployment/{dep}"}
+    for name in others:
+        assert stored[name]["metadata"]["generation"] == stored_before[name]["metadata"]["generation"], name
+    assert stored[f"Deployment/{dep}"]["metadata"]["generation"] > stored_before[f"Deployment/{dep}"]["metadata"][
+        "generation"]
+
+
+def test_placement_that_does_not_fit_fails_preview_and_creates_nothing(deployed: Deployed) -> None:
+    raw = json.loads(json.dumps(deployed.raw))
+    namespace = f"lls-{secrets.token_hex(4)}"
+    raw["kubernetes"]["namespace"] = namespace
+    raw["models"]["big"]["ctx_size"] = 131072
+    raw["kubernetes"]["placement"]["big"] = "rtx5080"
+    project = _project(deployed.tmp, "k8s-too-big", raw, deployed.cluster.plane, deployed.secrets)
+    for verb in ("preview", "up"):
+        with pytest.raises(PulumiFailed) as failed:
+            getattr(project, verb)()
+        text = failed.value.output + failed.value.error
+        assert "refused: a co-resident set does not fit" in text and "DOES NOT FIT" in text, text[-3000:]
+        assert "Traceback" not in text
+    assert not deployed.cluster.namespace_exists(namespace)
+    kept = {r["type"] for r in project.export()["deployment"].get("resources") or []}
+    assert kept <= {"pulumi:pulumi:Stack"}, kept  # the failed up records the stack itself, nothing registered
+    project.remove()
+
+
+def test_destroy_leaves_the_namespace_gone(deployed: Deployed) -> None:
+    outcome = deployed.project.destroy()
+    deployed.timings["destroy_s"] = outcome.seconds
+    deadline = time.monotonic() + 60
+    while deployed.cluster.namespace_exists(deployed.namespace) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not deployed.cluster.namespace_exists(deployed.namespace)
