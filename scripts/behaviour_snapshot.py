@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime.mocks import MockMonitor
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ["LLS_OFFLINE"] = "1"
+from tests.pulumi.conftest import RecordingMocks, set_config_from_stack_file  # noqa: E402 (needs the repo on sys.path)
+
 os.environ.pop("LLS_TRACEBACK", None)
 
 
@@ -52,26 +53,8 @@ def _tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.exports: dict[str, Any] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        if args.typ == "docker:index/remoteImage:RemoteImage":
-            outputs["imageId"] = f"sha256:mock-{args.inputs['name']}"
-        if args.typ.endswith(":ModelDownload"):
-            digests = [p.get("sha256") or f"{p['local']}-digest" for p in args.inputs["parts"]]
-            outputs |= {"ok": True, "error": "", "sha256": digests, "downloaded_bytes": 0,
-                        "actions": ["downloaded"] * len(digests)}
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
 class _Monitor(MockMonitor):
-    def __init__(self, mocks: _Mocks) -> None:
+    def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.requests: list[dict[str, Any]] = []
 
@@ -96,19 +79,10 @@ def _program_module() -> Any:
 
 
 def _program_graph(path: Path) -> dict[str, Any]:
-    mocks = _Mocks()
+    mocks = RecordingMocks()
     monitor = _Monitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="local-llm-stack", stack="snap", preview=False, monitor=monitor)
-    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
-    values: dict[str, str] = {}
-    secret_keys = []
-    for key, value in entries.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            values[key] = f"sk-dummy-{key}"
-            secret_keys.append(key)
-        else:
-            values[key] = value if isinstance(value, str) else json.dumps(value)
-    pulumi.runtime.set_all_config(values, secret_keys)
+    pulumi.runtime.set_mocks(mocks, project="local-llm-stack", stack="test", preview=False, monitor=monitor)
+    set_config_from_stack_file(path)
     exported: dict[str, Any] = {}
     real_export = pulumi.export
 
