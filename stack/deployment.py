@@ -14,6 +14,7 @@ from typing import Any
 
 from models.config import StackConfig
 from stack.render.containers import (
+    API_KEY,
     EMBEDDINGS,
     LITELLM,
     LLAMA_SWAP,
@@ -30,10 +31,6 @@ from stack.render.outputs import embedding_answers, embedding_dimension, litellm
 from stack.render.paths import CONTAINER_PATHS, RenderPaths
 from stack.sizing.placement import Placement, pool_view
 from stack.sizing.plan import Plan
-
-API_KEY = "api_key"
-"""The secret that, when set, guards llama-swap and the embedding server."""
-LITELLM_MASTER_KEY = "litellm_master_key"
 
 POOL_LLAMA_SWAP_PREFIX = f"{LLAMA_SWAP}-"
 """On kubernetes each pool's llama-swap is its own service, `llama-swap-<pool>`."""
@@ -125,9 +122,9 @@ class Deployment:
         return out
 
 
-def _service(spec: ContainerSpec, key: str | None, answers: Mapping[str, Any], after: tuple[str, ...] = ()) -> Service:
+def _service(spec: ContainerSpec, answers: Mapping[str, Any], after: tuple[str, ...] = ()) -> Service:
     (port,) = spec.ports
-    return Service(spec.service, spec, Exposure(port.host_ip, port.external, key), answers, after)
+    return Service(spec.service, spec, Exposure(port.host_ip, port.external, spec.client_key), answers, after)
 
 
 def pool_llama_swap(pool: str) -> str:
@@ -135,54 +132,46 @@ def pool_llama_swap(pool: str) -> str:
     return f"{POOL_LLAMA_SWAP_PREFIX}{pool}"
 
 
-def _pool_services(plan: Plan, placement: Placement, paths: RenderPaths, api_key: bool) -> tuple[
-        list[Service], dict[str, str]]:
-    """Kubernetes: one llama-swap per pool with models (serving only those), the embedding server on its pool, and
-    LiteLLM routing each model's names to the Service of the llama-swap that serves it."""
-    cfg = plan.config
-    guard = API_KEY if api_key else None
-    services: list[Service] = []
-    pools: dict[str, str] = {}
-    urls: dict[str, str] = {}
-    for pool in placement.pools:
-        if not placement.models_on(pool):
-            continue
-        key = pool_llama_swap(pool)
-        view = pool_view(cfg, placement, pool, with_embedding=True)
-        spec = llama_swap_spec(view, paths, api_key_enabled=api_key, service=key)
-        services.append(_service(spec, guard, llama_swap_answers(view)))
-        pools[key] = pool
-        urls |= dict.fromkeys(view.models, f"http://{key}:{paths.llama_swap_port}")
-    if cfg.embedding is not None and placement.embeddings is not None:
-        view = pool_view(cfg, placement, placement.embeddings, with_embedding=True)
-        services.append(_service(embedding_spec(view, paths, api_key_enabled=api_key), guard,
-                                 embedding_answers(cfg, embedding_dimension(plan))))
-        pools[EMBEDDINGS] = placement.embeddings
-    if cfg.litellm.enabled and placement.litellm is not None:
-        spec = litellm_spec(cfg, paths, api_key_enabled=api_key, llama_swap_urls=urls)
-        services.append(_service(spec, LITELLM_MASTER_KEY, litellm_answers(cfg), after=tuple(s.key for s in services)))
-        pools[LITELLM] = placement.litellm
-    return services, pools
+def _llama_swaps(cfg: StackConfig, placement: Placement | None) -> list[tuple[str | None, str, StackConfig]]:
+    """(pool, service key, the config it serves) of each llama-swap: one for the whole stack on docker; on
+    kubernetes one per pool that has models, serving only those (and keeping the embedder as its peer)."""
+    if placement is None:
+        return [(None, LLAMA_SWAP, cfg)]
+    return [(pool, pool_llama_swap(pool), pool_view(cfg, placement, pool, with_embedding=True))
+            for pool in placement.pools if placement.models_on(pool)]
 
 
 def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths = CONTAINER_PATHS) -> Deployment:
     """The one place the service set, start order, exposure and keys are decided. `secret_keys`: the stack's
-    secret config keys (`api_key` among them turns on authentication for llama-swap and the embedding server)."""
+    secret config keys (`api_key` among them turns on authentication for llama-swap and the embedding server).
+
+    On kubernetes (`plan.placement`) each pool gets its own llama-swap and LiteLLM routes each model's names to the
+    Service of the llama-swap that serves it; `placement` then says which pool each service runs on."""
     cfg = plan.config
+    placement = plan.placement
     api_key = API_KEY in secret_keys
-    guard = API_KEY if api_key else None
+    services: list[Service] = []
     pools: dict[str, str] = {}
-    if plan.placement is not None:
-        services, pools = _pool_services(plan, plan.placement, paths, api_key)
-    else:
-        services = [_service(llama_swap_spec(cfg, paths, api_key_enabled=api_key), guard, llama_swap_answers(cfg))]
-        if cfg.embedding is not None:
-            services.append(_service(embedding_spec(cfg, paths, api_key_enabled=api_key), guard,
-                                     embedding_answers(cfg, embedding_dimension(plan))))
-        if cfg.litellm.enabled:
-            # LiteLLM discovers its backends' models when it starts: every other service first.
-            services.append(_service(litellm_spec(cfg, paths, api_key_enabled=api_key), LITELLM_MASTER_KEY,
-                                     litellm_answers(cfg), after=tuple(s.key for s in services)))
+    urls: dict[str, str] = {}
+    for pool, key, view in _llama_swaps(cfg, placement):
+        services.append(_service(llama_swap_spec(view, paths, api_key_enabled=api_key, service=key),
+                                 llama_swap_answers(view)))
+        if pool is not None:
+            pools[key] = pool
+            urls |= dict.fromkeys(view.models, f"http://{key}:{paths.llama_swap_port}")
+    if cfg.embedding is not None:
+        view = cfg
+        if placement is not None and placement.embeddings is not None:
+            pools[EMBEDDINGS] = placement.embeddings
+            view = pool_view(cfg, placement, placement.embeddings, with_embedding=True)
+        services.append(_service(embedding_spec(view, paths, api_key_enabled=api_key),
+                                 embedding_answers(cfg, embedding_dimension(plan))))
+    if cfg.litellm.enabled:
+        if placement is not None and placement.litellm is not None:
+            pools[LITELLM] = placement.litellm
+        # LiteLLM discovers its backends' models when it starts: every other service first.
+        spec = litellm_spec(cfg, paths, api_key_enabled=api_key, llama_swap_urls=urls or None)
+        services.append(_service(spec, litellm_answers(cfg), after=tuple(s.key for s in services)))
     keys = dict.fromkeys(key for s in services for key in s.spec.secret_env.values())
     return Deployment(
         plan=plan,

@@ -29,6 +29,10 @@ SERVICE_LABEL = f"{LABEL_PREFIX}.service"
 LLAMA_SWAP, EMBEDDINGS, LITELLM = "llama-swap", "embeddings", "litellm"
 """Service keys: the suffix of each container name and the key of each exported endpoint."""
 
+API_KEY = "api_key"
+"""The secret that, when set, guards llama-swap and the embedding server."""
+LITELLM_MASTER_KEY = "litellm_master_key"
+
 LLAMA_SERVER_API_KEY_ENV = "LLAMA_API_KEY"
 """llama-server reads its API key from this variable (no `_ARG_`); `/health` stays public."""
 
@@ -100,6 +104,9 @@ class ContainerSpec:
     uploads: tuple[UploadSpec, ...]
     stop_timeout_s: int
     wait_timeout_s: int
+    client_key: str | None = None
+    """The secret config key whose value a client must send (None: the service is open); its variable is among
+    `secret_env`."""
     restart: str = RESTART
     log_driver: str = LOG_DRIVER
     log_opts: Mapping[str, str] = field(default_factory=lambda: dict(LOG_OPTS))
@@ -178,6 +185,7 @@ def _spec(
     uploads: tuple[UploadSpec, ...] = (),
     stop_timeout_s: int = 30,
     wait_timeout_s: int,
+    client_key: str | None = None,
 ) -> ContainerSpec:
     clash = sorted(set(env) & set(secret_env))
     if clash:
@@ -205,6 +213,7 @@ def _spec(
         uploads=uploads,
         stop_timeout_s=stop_timeout_s,
         wait_timeout_s=wait_timeout_s,
+        client_key=client_key,
     )
 
 
@@ -219,7 +228,8 @@ def llama_swap_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bo
         image=cfg.images.llama_swap,
         entrypoint=tuple(llama_swap_argv(paths)),
         env={},
-        secret_env={LLAMA_SWAP_API_KEY_ENV: "api_key"} if api_key_enabled else {},
+        secret_env={LLAMA_SWAP_API_KEY_ENV: API_KEY} if api_key_enabled else {},
+        client_key=API_KEY if api_key_enabled else None,
         port=(paths.llama_swap_port, cfg.ports.llama_swap),
         mounts=_models_mount(cfg, paths),
         healthcheck=HealthcheckSpec(_curl_health(paths.llama_swap_port), 10, 5, 3, 30),
@@ -242,7 +252,8 @@ def embedding_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: boo
         image=cfg.images.llama_server,
         entrypoint=tuple(embedding_argv(emb, paths, cpu_only=cfg.gpu.cpu_only)),
         env={},
-        secret_env={LLAMA_SERVER_API_KEY_ENV: "api_key"} if api_key_enabled else {},
+        secret_env={LLAMA_SERVER_API_KEY_ENV: API_KEY} if api_key_enabled else {},
+        client_key=API_KEY if api_key_enabled else None,
         port=(paths.embedding_port, cfg.ports.embeddings),
         mounts=_models_mount(cfg, paths),
         healthcheck=HealthcheckSpec(_curl_health(paths.embedding_port), 10, 5, 3, load_s),
@@ -255,9 +266,9 @@ def litellm_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bool,
                  llama_swap_urls: Mapping[str, str] | None = None) -> ContainerSpec:
     """`llama_swap_urls`: model id -> the llama-swap serving it, when there are several (render_litellm_config)."""
     config = render_litellm_config(cfg, paths, api_key_enabled=api_key_enabled, llama_swap_urls=llama_swap_urls)
-    secret_env = {LITELLM_MASTER_KEY_ENV: "litellm_master_key"}
+    secret_env = {LITELLM_MASTER_KEY_ENV: LITELLM_MASTER_KEY}
     if api_key_enabled:
-        secret_env[LLAMA_SWAP_API_KEY_ENV] = "api_key"
+        secret_env[LLAMA_SWAP_API_KEY_ENV] = API_KEY
     for key in cfg.cloud_secret_keys():
         env_name = cloud_key_env(key)
         if env_name in secret_env:
@@ -277,6 +288,7 @@ def litellm_spec(cfg: StackConfig, paths: RenderPaths, *, api_key_enabled: bool,
         gpu=False,
         uploads=(UploadSpec(paths.litellm_config, config),),
         wait_timeout_s=300,
+        client_key=LITELLM_MASTER_KEY,
     )
 
 
