@@ -228,6 +228,9 @@ def _write_all(files: dict[Path, str]) -> None:
 def run_compose(config: str, out: str, cpu: bool, models_dir: str | None, offline: bool = False) -> int:
     try:
         stack_file, plan, _, _ = _load_and_plan(config, models_dir, cpu=cpu, offline=offline)
+        if plan.config.target != "docker":
+            raise ConfigError([("target", f"compose writes the docker target, and this stack's target is "
+                                          f"{plan.config.target}; deploy it with pulumi up, or set target: docker")])
     except ConfigError as exc:
         _print_invalid(config, exc)
         return EXIT_INVALID

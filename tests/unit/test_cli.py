@@ -264,3 +264,14 @@ def test_plan_reports_the_exposure_of_every_port(tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "exposure 0.0.0.0:4000: REACHABLE FROM THE NETWORK, key: litellm_master_key" in out
     assert "exposure 127.0.0.1:9292: loopback only, no key" in out
+
+
+def test_compose_refuses_a_kubernetes_stack_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kubernetes stack has one llama-swap per pool; as a compose file they would all claim one host port."""
+    out = tmp_path / "deploy" / "docker-compose.yml"
+    code = main(["compose", "--config", str(REPO / "Pulumi.k8s.yaml"), "--out", str(out), "--offline"])
+    assert code == 1
+    assert "  target: compose writes the docker target" in capsys.readouterr().err
+    assert not (tmp_path / "deploy").exists()
