@@ -30,13 +30,14 @@ from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 
 from models.load import parse_stack_config
 from stack.deployment import build_deployment
 from stack.sizing.plan import build_plan
 from stack.targets.kubernetes import Manifests, build_manifests
 from stack.targets.kubernetes.manifests import CONFIG_HASH_ANNOTATION, GPU_RESOURCE
-from tests.deploy.pulumi_project import PulumiFailed, PulumiProject, pulumi_env
+from tests.deploy.pulumi_project import PROJECT, REPO, PulumiFailed, PulumiProject, pulumi_env
 from tests.harness import binaries
 from tests.kubernetes.conftest import ControlPlane, missing
 
@@ -312,6 +313,40 @@ def test_placement_that_does_not_fit_fails_preview_and_creates_nothing(deployed:
     assert not deployed.cluster.namespace_exists(namespace)
     kept = {r["type"] for r in project.export()["deployment"].get("resources") or []}
     assert kept <= {"pulumi:pulumi:Stack"}, kept  # the failed up records the stack itself, nothing registered
+    project.remove()
+
+
+def test_the_example_two_pool_stack_file_deploys(deployed: Deployed) -> None:
+    """Pulumi.k8s.yaml as shipped (its own namespace changed, so runs never collide): up, the claim sized from
+    the sizing report, no-change preview, destroy."""
+    example = REPO / "Pulumi.k8s.yaml"
+    if not example.exists():
+        pytest.skip("Pulumi.k8s.yaml (the two-pool example) is not in the repository yet")
+    doc = yaml.safe_load(example.read_text())["config"]
+    raw = {k.removeprefix(f"{PROJECT}:"): v for k, v in doc.items() if k.startswith(f"{PROJECT}:")}
+    namespace = f"lls-{secrets.token_hex(4)}"
+    raw["kubernetes"]["namespace"] = namespace
+    want = expected(raw)
+    project = _project(deployed.tmp, "k8s-example", raw, deployed.cluster.plane, deployed.secrets)
+    up = project.up()
+    stored = Deployed(project, deployed.cluster, raw, namespace, deployed.secrets, deployed.tmp).stored()
+    names = {f"{o['kind']}/{o['metadata']['name']}" for o in want.objects()[1:]}
+    assert set(stored) == names | {f"Secret/{s.name}" for s in want.secrets}
+    assert want.volume_claim is not None
+    claim = stored[f"PersistentVolumeClaim/{want.volume_claim['metadata']['name']}"]
+    assert claim["spec"]["resources"]["requests"] == want.volume_claim["spec"]["resources"]["requests"]
+    assert claim["spec"]["storageClassName"] == "standard"
+    assert claim["spec"]["accessModes"] == want.volume_claim["spec"]["accessModes"]
+    pools = {d["metadata"]["name"]: _pod_spec(d).get("nodeSelector") for d in want.deployments}
+    assert len({json.dumps(v, sort_keys=True) for v in pools.values()}) == 2, pools
+    assert project.preview(expect_no_changes=True).changed() == {}
+    down = project.destroy()
+    deadline = time.monotonic() + 60
+    while deployed.cluster.namespace_exists(namespace) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not deployed.cluster.namespace_exists(namespace)
+    deployed.timings |= {"example_up_s": up.seconds, "example_destroy_s": down.seconds}
+    print(f"\n[k8s example] {len(names) + 1} objects: {sorted(names)}")
     project.remove()
 
 
