@@ -259,6 +259,16 @@ def test_pods_stay_pending_without_nodes(deployed: Deployed) -> None:
     assert {p.status.phase for p in pods} == {"Pending"}
 
 
+def test_outputs_have_the_docker_shape_with_in_cluster_urls(deployed: Deployed) -> None:
+    out = json.loads(deployed.project.outputs_json(deployed.tmp / "outputs.json").read_text())
+    cfg = parse_stack_config(deployed.raw, frozenset(SECRETS))
+    dep = build_deployment(build_plan(cfg), frozenset(SECRETS))
+    assert set(out) == set(dep.outputs({s.key: s.key for s in dep.services}))
+    for key, url in out["endpoints"].items():
+        assert url.startswith(f"http://{key}.{deployed.namespace}.svc.cluster.local:"), url
+    assert out["auth_required"]["litellm"] is True and out["sizing"]["fits"] is True
+
+
 def test_second_preview_shows_no_changes(deployed: Deployed) -> None:
     outcome = deployed.project.preview(expect_no_changes=True)
     deployed.timings["preview_s"] = outcome.seconds
