@@ -31,12 +31,14 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
+from pulumi import automation as auto
 
 from models.load import parse_stack_config
 from stack.deployment import build_deployment
 from stack.sizing.plan import build_plan
 from stack.targets.kubernetes import Manifests, build_manifests
 from stack.targets.kubernetes.manifests import CONFIG_HASH_ANNOTATION, GPU_RESOURCE
+from stack.targets.pulumi.program import STACK_RESOURCE_NAME
 from tests.deploy.pulumi_project import PROJECT, REPO, PulumiFailed, PulumiProject, pulumi_env
 from tests.harness import binaries
 from tests.kubernetes.conftest import ControlPlane, missing
@@ -85,6 +87,16 @@ def expected(raw: dict[str, Any]) -> Manifests:
     """What the program should create for `raw`, built in-process from the same config."""
     cfg = parse_stack_config(raw, frozenset(SECRETS))
     return build_manifests(build_deployment(build_plan(cfg), frozenset(SECRETS)))
+
+
+def object_names(want: Manifests, stored: dict[str, Any]) -> set[str]:
+    """`kind/name` of every object `want` makes but the Namespace; each Secret is Pulumi-named
+    `local-llm-stack-<name>-<suffix>`: exactly one stored Secret per expected one."""
+    names = {f"{o['kind']}/{o['metadata']['name']}" for o in want.objects()[1:]}
+    for spec in want.secrets:
+        (found,) = [k for k in stored if k.startswith(f"Secret/{STACK_RESOURCE_NAME}-{spec.name}-")]
+        names.add(found)
+    return names
 
 
 @dataclass
@@ -193,8 +205,7 @@ def test_up_creates_every_object_and_the_api_server_accepts_them(deployed: Deplo
     deployed.timings["control_plane_start_s"] = deployed.cluster.plane.start_seconds
     assert deployed.cluster.namespace_exists(deployed.namespace)
     stored = deployed.stored()
-    names = {f"{o['kind']}/{o['metadata']['name']}" for o in want.objects()[1:]}
-    names |= {f"Secret/{s.name}" for s in want.secrets}
+    names = object_names(want, stored)
     assert set(stored) == names
     objects = [st for st in outcome.steps if st.op == "create" and st.type.startswith("kubernetes:")
                and not st.type.startswith("pulumi:providers:")]
@@ -307,6 +318,25 @@ def test_ctx_change_rolls_only_the_deployment_that_reads_it(deployed: Deployed) 
         "generation"]
 
 
+def test_a_rotated_secret_rolls_only_the_deployments_that_read_it(deployed: Deployed) -> None:
+    """A new `litellm_master_key` makes a new LiteLLM Secret (a new generated name), so only LiteLLM's pod template
+    changes; the old Secret is deleted after the Deployment points at the new one."""
+    before = deployed.stored()
+    deployed.secrets["litellm_master_key"] = secrets.token_hex(16)
+    deployed.project.stack.set_config(f"{PROJECT}:litellm_master_key",
+                                      auto.ConfigValue(deployed.secrets["litellm_master_key"], secret=True))
+    changed = deployed.project.up().changed()
+    assert changed == {"local-llm-stack-litellm-secrets": "replace", "local-llm-stack-litellm": "update"}, changed
+    after = deployed.stored()
+    rolled = {k for k in after if k.startswith("Deployment/")
+              and after[k]["metadata"]["generation"] != before[k]["metadata"]["generation"]}
+    assert rolled == {"Deployment/litellm"}
+    (secret,) = [k for k in after if k.startswith(f"Secret/{STACK_RESOURCE_NAME}-litellm-secrets-")]
+    assert secret not in before
+    value = base64.b64decode(after[secret]["data"]["LITELLM_MASTER_KEY"]).decode()
+    assert value == deployed.secrets["litellm_master_key"]
+
+
 def test_placement_that_does_not_fit_fails_preview_and_creates_nothing(deployed: Deployed) -> None:
     raw = json.loads(json.dumps(deployed.raw))
     namespace = f"lls-{secrets.token_hex(4)}"
@@ -340,8 +370,8 @@ def test_the_example_two_pool_stack_file_deploys(deployed: Deployed) -> None:
     project = _project(deployed.tmp, "k8s-example", raw, deployed.cluster.plane, deployed.secrets)
     up = project.up()
     stored = Deployed(project, deployed.cluster, raw, namespace, deployed.secrets, deployed.tmp).stored()
-    names = {f"{o['kind']}/{o['metadata']['name']}" for o in want.objects()[1:]}
-    assert set(stored) == names | {f"Secret/{s.name}" for s in want.secrets}
+    names = object_names(want, stored)
+    assert set(stored) == names
     assert want.volume_claim is not None
     claim = stored[f"PersistentVolumeClaim/{want.volume_claim['metadata']['name']}"]
     assert claim["spec"]["resources"]["requests"] == want.volume_claim["spec"]["resources"]["requests"]

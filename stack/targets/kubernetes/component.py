@@ -7,6 +7,7 @@ claim) before its Deployment.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,11 +15,22 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from stack.deployment import Deployment
-from stack.targets.kubernetes.manifests import Manifests, build_manifests
+from stack.targets.kubernetes.manifests import Manifests, build_manifests, secret_name
 
 
 def _missing_secrets(manifests: Manifests, secrets: Mapping[str, pulumi.Input[str]]) -> list[str]:
     return sorted({key for s in manifests.secrets for key in s.entries.values() if key not in secrets})
+
+
+def _with_secret_name(spec: dict[str, Any], placeholder: str, name: pulumi.Input[str]) -> dict[str, Any]:
+    """The Deployment spec with each `secretKeyRef` to `placeholder` pointing at the Secret's generated name."""
+    out = copy.deepcopy(spec)
+    for container in out["template"]["spec"]["containers"]:
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref is not None and ref["name"] == placeholder:
+                ref["name"] = name
+    return out
 
 
 class KubernetesStack(pulumi.ComponentResource):
@@ -61,24 +73,27 @@ class KubernetesStack(pulumi.ComponentResource):
                 f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"], opts=inner)
             for cm in manifests.config_maps
         }
+        # Auto-named (`<name>-<suffix>`): a changed value replaces the Secret under a new name, which changes the
+        # pod template of every Deployment that reads it, so those pods restart with the new value.
         self.secrets = {
             spec.service: k8s.core.v1.Secret(
                 f"{name}-{spec.name}",
-                metadata={"name": spec.name, "namespace": ns["metadata"]["name"],
+                metadata={"namespace": ns["metadata"]["name"],
                           "labels": {"app.kubernetes.io/part-of": "local-llm-stack"}},
                 type="Opaque",
                 string_data=pulumi.Output.secret({env: secrets[key] for env, key in spec.entries.items()}),
-                opts=inner,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
             )
             for spec in manifests.secrets
         }
         self.deployments = {}
         for d in manifests.deployments:
             key = d["metadata"]["name"]
-            reads: list[pulumi.Resource] = [r for r in (self.config_maps.get(key), self.secrets.get(key), claim)
-                                            if r is not None]
+            secret = self.secrets.get(key)
+            reads: list[pulumi.Resource] = [r for r in (self.config_maps.get(key), secret, claim) if r is not None]
+            spec = _with_secret_name(d["spec"], secret_name(key), secret.metadata.name) if secret else d["spec"]
             self.deployments[key] = k8s.apps.v1.Deployment(
-                f"{name}-{key}", metadata=d["metadata"], spec=d["spec"],
+                f"{name}-{key}", metadata=d["metadata"], spec=spec,
                 opts=pulumi.ResourceOptions.merge(inner, pulumi.ResourceOptions(depends_on=reads)))
         self.services = {
             s["metadata"]["name"]: k8s.core.v1.Service(f"{name}-{s['metadata']['name']}-service",

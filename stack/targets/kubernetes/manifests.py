@@ -2,7 +2,8 @@
 
 Pure and deterministic, so what goes to a cluster is testable without one; `component.py` only registers these.
 Secret values never appear here: a `SecretSpec` names, per service, each environment variable and the stack
-config key whose (Pulumi secret) value fills it.
+config key whose (Pulumi secret) value fills it. Its `name` is the base the component's generated Secret name
+starts from (a new value, a new name, so the pods that read it restart); `secretKeyRef`s here carry the base.
 
 What differs from the Docker target, because Kubernetes works otherwise (tests/kubernetes/test_parity.py
 checks the rest field by field):
