@@ -52,7 +52,8 @@ SECRETS = ("api_key", "litellm_master_key")
 
 
 def stack_config(models_dir: Path, namespace: str) -> dict[str, Any]:
-    """Two GPU pools; the chat group on the 16 GB one, the big model and the embedder on the 24 GB one."""
+    """Two GPU pools; the chat group on the 16 GB one, the big model and the embedder on the 24 GB one. The big
+    model has a source, which the kubernetes target does not download (it says so)."""
     return {
         "target": "kubernetes",
         "models_dir": str(models_dir),
@@ -75,7 +76,8 @@ def stack_config(models_dir: Path, namespace: str) -> dict[str, Any]:
         "models": {
             "small": {"file": "Qwen2.5-3B-Instruct-Q4_K_M.gguf", "ctx_size": 4096, "aliases": ["tiny"]},
             "mid": {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 8192},
-            "big": {"file": "Qwen2.5-14B-Instruct-Q4_K_M.gguf", "ctx_size": 8192},
+            "big": {"file": "Qwen2.5-14B-Instruct-Q4_K_M.gguf", "ctx_size": 8192,
+                    "source": {"repo": "bartowski/Qwen2.5-14B-Instruct-GGUF", "revision": "main"}},
         },
         "groups": {"chat": {"members": ["small", "mid"]}},
         "embeddings": {"name": "embed", "file": "nomic-embed-text-v1.5.Q8_0.gguf", "pooling": "mean"},
@@ -204,6 +206,7 @@ def test_up_creates_every_object_and_the_api_server_accepts_them(deployed: Deplo
     deployed.timings["up_s"] = outcome.seconds
     deployed.timings["control_plane_start_s"] = deployed.cluster.plane.start_seconds
     assert deployed.cluster.namespace_exists(deployed.namespace)
+    assert "models.big.source: the kubernetes target does not download" in outcome.output, outcome.output[-3000:]
     stored = deployed.stored()
     names = object_names(want, stored)
     assert set(stored) == names

@@ -100,8 +100,14 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
         raise StackRefused(render_text(plan))
     for problem in getattr(headers, "problems", ()):
         pulumi.log.warn(f"{problem}; sized from the config or the catalog")
-    for pending in pending_downloads(headers):
-        pulumi.log.info(pending)
+    if cfg.target == "kubernetes":
+        for dl in download_specs(cfg):
+            pulumi.log.warn(f"{dl.parts[0].key}: the kubernetes target does not download; put {dl.file} in the "
+                            "models volume before the pods start (python -m stack fetch on the node, or a copy into "
+                            "the claim)")
+    else:
+        for pending in pending_downloads(headers):
+            pulumi.log.info(pending)
     for warning in plan.warnings:
         pulumi.log.warn(warning)
     return plan
