@@ -65,12 +65,14 @@ class Security:
 
 SECURITY: dict[str, Security] = {
     "llama-swap": Security(True, True, 10001, "UID 10001 is upstream's own `-non-root` llama-swap user; llama-swap "
-                           "and the llama-server it starts only read /app and /models and write to stdout"),
+                           "and the llama-server it starts only read /app and /models and write to stdout "
+                           "(tests/kubernetes/test_security_context.py runs them so)"),
     "embeddings": Security(True, True, 10001, "llama-server reads the model and listens on 8080 (> 1024); it writes "
                            "nothing to disk without `-hf` downloads, which the stack never uses"),
-    LITELLM: Security(False, False, None, "the LiteLLM image runs as root and its proxy writes into its own "
-                      "install tree at start (admin UI files, Prisma client); upstream's non-root variant is a "
-                      "separate image. Capabilities are still dropped and escalation is off"),
+    LITELLM: Security(False, False, None, "the LiteLLM image runs as root, and at start its proxy rewrites the "
+                      "admin UI's files inside its own install tree (proxy_server.py, unless LITELLM_NON_ROOT); "
+                      "upstream's non-root variant is a separate image. Capabilities are still dropped and "
+                      "escalation is off"),
 }
 """Per service kind; pool variants of a service (`llama-swap-<pool>`) take their kind's entry."""
 
