@@ -14,7 +14,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from models.load import ConfigError, docker_settings, parse_stack_config
+from models.errors import ConfigError
+from models.load import docker_settings, parse_stack_config
 from stack.deployment import Deployment, build_deployment
 from stack.errors import internal_error_message, show_traceback
 from stack.gguf.remote import pending_downloads, token_from_env, with_sources
