@@ -8,7 +8,7 @@ Deployment to their engine; none of them decides anything of the above.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,12 @@ class Deployment:
 
     def service(self, key: str) -> Service:
         return next(s for s in self.services if s.key == key)
+
+    def check_secrets(self, available: Collection[str]) -> None:
+        """Raises before a target registers anything when a secret the containers read has no value."""
+        missing = [key for key in self.secret_keys if key not in available]
+        if missing:
+            raise ValueError(f"the stack needs the secrets {missing}: pulumi config set --secret <key> <value>")
 
     @property
     def container_names(self) -> dict[str, str]:

@@ -18,10 +18,6 @@ from stack.deployment import Deployment
 from stack.targets.kubernetes.manifests import Manifests, build_manifests, secret_name
 
 
-def _missing_secrets(manifests: Manifests, secrets: Mapping[str, pulumi.Input[str]]) -> list[str]:
-    return sorted({key for s in manifests.secrets for key in s.entries.values() if key not in secrets})
-
-
 def _with_secret_name(spec: dict[str, Any], placeholder: str, name: pulumi.Input[str]) -> dict[str, Any]:
     """The Deployment spec with each `secretKeyRef` to `placeholder` pointing at the Secret's generated name."""
     out = copy.deepcopy(spec)
@@ -53,10 +49,8 @@ class KubernetesStack(pulumi.ComponentResource):
         secrets: Mapping[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        deployment.check_secrets(secrets)
         manifests = build_manifests(deployment)
-        missing = _missing_secrets(manifests, secrets)
-        if missing:
-            raise ValueError(f"the stack needs the secrets {missing}: pulumi config set --secret <key> <value>")
         super().__init__("local-llm-stack:index:KubernetesStack", name, {}, opts)
         self.manifests = manifests
         ns = manifests.namespace

@@ -25,9 +25,6 @@ SERVICE_TYPES: dict[str, type[ServiceContainer]] = {
 
 def secret_env_for(spec: ContainerSpec, secrets: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
     """Environment variable → secret value, looked up by the config key each variable names."""
-    missing = sorted({key for key in spec.secret_env.values() if key not in secrets})
-    if missing:
-        raise ValueError(f"{spec.service} needs the secrets {missing}: pulumi config set --secret <key> <value>")
     return {env: secrets[key] for env, key in spec.secret_env.items()}
 
 
@@ -59,6 +56,7 @@ class LocalLlmStack(pulumi.ComponentResource):
         ssh_opts: Sequence[str] = (),
         hf_token: pulumi.Input[str] | None = None,
     ) -> None:
+        deployment.check_secrets(secrets)
         cfg = deployment.config
         secret_envs = [secret_env_for(svc.spec, secrets) for svc in deployment.services]
         wanted = list(deployment.downloads)
