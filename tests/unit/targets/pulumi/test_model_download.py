@@ -113,3 +113,16 @@ def test_the_job_runs_on_the_standard_library_alone(tmp_path: Path) -> None:
                           timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1])["ok"] is False
+
+
+def test_a_provider_pickled_before_the_package_move_still_loads() -> None:
+    """Pulumi refreshes and deletes a dynamic resource with the provider pickled in its old state. This one is
+    what `serialize_provider` wrote when the class lived in `stack.components.model_download` (commit 8a30b61)."""
+    import base64
+
+    import dill
+
+    from stack.targets.pulumi.model_download import ModelDownloadProvider
+
+    old = "gASVQAAAAAAAAACMH3N0YWNrLmNvbXBvbmVudHMubW9kZWxfZG93bmxvYWSUjBVNb2RlbERvd25sb2FkUHJvdmlkZXKUk5QpgZQu"
+    assert isinstance(dill.loads(base64.b64decode(old)), ModelDownloadProvider)

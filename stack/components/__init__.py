@@ -1,0 +1,1 @@
+"""Where the Pulumi components lived before `stack/targets/pulumi/`; kept only for `model_download` (see there)."""
