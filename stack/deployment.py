@@ -35,6 +35,9 @@ from stack.sizing.plan import Plan
 POOL_LLAMA_SWAP_PREFIX = f"{LLAMA_SWAP}-"
 """On kubernetes each pool's llama-swap is its own service, `llama-swap-<pool>`."""
 
+DOWNLOAD_TOKEN_KEY = "hf_token"
+"""The secret whose value downloads send to Hugging Face as `HF_TOKEN`."""
+
 ANSWERS_OUTPUT = {LLAMA_SWAP: "llama_swap", EMBEDDINGS: "embedding", LITELLM: "litellm"}
 """Service key → its entry in the `models` output (the smoke suite's names); absent services are null there."""
 
@@ -66,6 +69,9 @@ class Service:
     exposure: Exposure
     answers: Mapping[str, Any]
     after: tuple[str, ...] = ()
+    downloads: tuple[DownloadSpec, ...] = ()
+    """The declared files with a source that its container loads (of `Deployment.downloads`): on docker the
+    download resources it waits for, on kubernetes its pod's init containers."""
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,18 @@ class Deployment:
         return out
 
 
-def _service(spec: ContainerSpec, answers: Mapping[str, Any], after: tuple[str, ...] = ()) -> Service:
+def _service(spec: ContainerSpec, answers: Mapping[str, Any], after: tuple[str, ...] = (),
+             downloads: tuple[DownloadSpec, ...] = ()) -> Service:
     (port,) = spec.ports
-    return Service(spec.service, spec, Exposure(port.host_ip, port.external, spec.client_key), answers, after)
+    return Service(spec.service, spec, Exposure(port.host_ip, port.external, spec.client_key), answers, after,
+                   downloads)
+
+
+def _loaded(downloads: tuple[DownloadSpec, ...], view: StackConfig, kind: str) -> tuple[DownloadSpec, ...]:
+    """The downloads a `kind` service (llama-swap or the embedder) serving `view` loads: the files `view` declares
+    for that kind, as the stack-wide specs (declaration order), so both targets download each file once."""
+    files = {d.file for d in download_specs(view) if kind in d.services}
+    return tuple(d for d in downloads if d.file in files)
 
 
 def pool_llama_swap(pool: str) -> str:
@@ -159,9 +174,10 @@ def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths
     services: list[Service] = []
     pools: dict[str, str] = {}
     urls: dict[str, str] = {}
+    downloads = tuple(download_specs(cfg))
     for pool, key, view in _llama_swaps(cfg, placement):
         services.append(_service(llama_swap_spec(view, paths, api_key_enabled=api_key, service=key),
-                                 llama_swap_answers(view)))
+                                 llama_swap_answers(view), downloads=_loaded(downloads, view, LLAMA_SWAP)))
         if pool is not None:
             pools[key] = pool
             urls |= dict.fromkeys(view.models, f"http://{key}:{paths.llama_swap_port}")
@@ -171,7 +187,8 @@ def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths
             pools[EMBEDDINGS] = placement.embeddings
             view = pool_view(cfg, placement, placement.embeddings, with_embedding=True)
         services.append(_service(embedding_spec(view, paths, api_key_enabled=api_key),
-                                 embedding_answers(cfg, embedding_dimension(plan))))
+                                 embedding_answers(cfg, embedding_dimension(plan)),
+                                 downloads=_loaded(downloads, cfg, EMBEDDINGS)))
     if cfg.litellm.enabled:
         if placement is not None and placement.litellm is not None:
             pools[LITELLM] = placement.litellm
@@ -179,12 +196,16 @@ def build_deployment(plan: Plan, secret_keys: frozenset[str], paths: RenderPaths
         spec = litellm_spec(cfg, paths, api_key_enabled=api_key, llama_swap_urls=urls or None)
         services.append(_service(spec, litellm_answers(cfg), after=tuple(s.key for s in services)))
     keys = dict.fromkeys(key for s in services for key in s.spec.secret_env.values())
+    if placement is not None and DOWNLOAD_TOKEN_KEY in secret_keys and any(s.downloads for s in services):
+        # Kubernetes' init containers read it like any container secret; the Docker target's downloads take it
+        # (or the deploying shell's HF_TOKEN) beside the services, as the download resources' input.
+        keys[DOWNLOAD_TOKEN_KEY] = None
     return Deployment(
         plan=plan,
         services=tuple(services),
         network=network_spec(cfg),
         models=ModelsVolume(cfg.models_dir, paths.models_dir),
-        downloads=tuple(download_specs(cfg)),
+        downloads=downloads,
         secret_keys=tuple(keys),
         placement=pools,
     )

@@ -4,12 +4,15 @@ The control plane (conftest.py) has no kubelets and no nodes: the pods the contr
 Pending and no container runs. What is checked is everything up to that point: the real engine registers every
 object, the API server's validation and RBAC accept them, and the stored objects say what the manifests say
 (read back with the `kubernetes` client): GPU limits, probes, read-only mounts, secrets only in Secrets, the
-NetworkPolicies. Running containers from the same specs is the Docker target's test (tests/deploy).
+NetworkPolicies, the download init container of the pod that loads the model with a `source`. Running containers
+from the same specs is the Docker target's test (tests/deploy); running the init container's command is
+test_download_init_run.py's.
 
 The tests run in file order on one stack, each from the state the previous one left:
 1. `pulumi up` creates every object; 2. the stored objects; 3. a second preview has no changes; 4. a changed
-`ctx_size` changes one ConfigMap and rolls only the Deployment that reads it; 5. a placement that does not fit
-fails preview and up with the gate's message, creates nothing; 6. `pulumi destroy` leaves the namespace gone.
+`ctx_size` changes one ConfigMap and rolls only the Deployment that reads it, a changed `source` only the Deployment
+whose init container downloads it; 5. a placement that does not fit fails preview and up with the gate's message,
+creates nothing; 6. `pulumi destroy` leaves the namespace gone.
 
 Models are sized from the catalog (the files are not needed: no pod ever starts); the stack has two pools, a
 16 GB and a 24 GB GPU.
@@ -35,9 +38,10 @@ from pulumi import automation as auto
 
 from models.load import parse_stack_config
 from stack.deployment import build_deployment
+from stack.render.download_job import BOOT, JOB_ROOT, job_files
 from stack.sizing.plan import build_plan
 from stack.targets.kubernetes import Manifests, build_manifests
-from stack.targets.kubernetes.manifests import CONFIG_HASH_ANNOTATION, GPU_RESOURCE
+from stack.targets.kubernetes.manifests import CONFIG_HASH_ANNOTATION, DOWNLOAD_USER, GPU_RESOURCE
 from stack.targets.pulumi.program import STACK_RESOURCE_NAME
 from tests.deploy.pulumi_project import PROJECT, REPO, PulumiFailed, PulumiProject, pulumi_env
 from tests.harness import binaries
@@ -48,12 +52,12 @@ pytestmark = [pytest.mark.kubernetes,
 
 PLUGIN_VERSION = "4.25.0"
 """= the pulumi-kubernetes pin in requirements.txt: the SDK asks for exactly this provider plugin."""
-SECRETS = ("api_key", "litellm_master_key")
+SECRETS = ("api_key", "litellm_master_key", "hf_token")
 
 
 def stack_config(models_dir: Path, namespace: str) -> dict[str, Any]:
     """Two GPU pools; the chat group on the 16 GB one, the big model and the embedder on the 24 GB one. The big
-    model has a source, which the kubernetes target does not download (it says so)."""
+    model has a source: its pod downloads it in an init container (with the `hf_token` secret as HF_TOKEN)."""
     return {
         "target": "kubernetes",
         "models_dir": str(models_dir),
@@ -206,7 +210,7 @@ def test_up_creates_every_object_and_the_api_server_accepts_them(deployed: Deplo
     deployed.timings["up_s"] = outcome.seconds
     deployed.timings["control_plane_start_s"] = deployed.cluster.plane.start_seconds
     assert deployed.cluster.namespace_exists(deployed.namespace)
-    assert "models.big.source: the kubernetes target does not download" in outcome.output, outcome.output[-3000:]
+    assert "does not download" not in outcome.output and "is on loopback" not in outcome.output
     stored = deployed.stored()
     names = object_names(want, stored)
     assert set(stored) == names
@@ -244,6 +248,44 @@ def test_stored_objects_say_what_the_manifests_say(deployed: Deployed) -> None:
             d["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
     for policy in want.network_policies:
         assert stored[f"NetworkPolicy/{policy['metadata']['name']}"]["spec"]["ingress"] == policy["spec"]["ingress"]
+
+
+def test_stored_deployment_downloads_in_an_init_container(deployed: Deployed) -> None:
+    """The pod of the pool that holds `big` (the model with a source) runs the download job first: the downloader
+    image, BOOT, the job JSON, the token from its generated Secret, the models volume writable there only."""
+    want = expected(deployed.raw)
+    stored = deployed.stored()
+    downloading = {d["metadata"]["name"] for d in want.deployments if _pod_spec(d).get("initContainers")}
+    assert downloading == {"llama-swap-rtx4090"}
+    assert all(not _pod_spec(stored[f"Deployment/{n}"]).get("initContainers")
+               for n in (d["metadata"]["name"] for d in want.deployments) if n not in downloading)
+    got = _pod_spec(stored["Deployment/llama-swap-rtx4090"])
+    (w,) = next(_pod_spec(d) for d in want.deployments if d["metadata"]["name"] == "llama-swap-rtx4090")[
+        "initContainers"]
+    (init,) = got["initContainers"]
+    cfg = parse_stack_config(deployed.raw, frozenset(SECRETS))
+    assert init["name"] == w["name"] and init["image"] == cfg.images.downloader
+    assert init["command"] == ["python3", "-I", "-c", BOOT] and init["workingDir"] == "/"
+    env = {e["name"]: e for e in init["env"]}
+    job = json.loads(env["LLS_FETCH_JOB"]["value"])
+    assert job["parts"][0]["local"] == deployed.raw["models"]["big"]["file"] and job["models_dir"] == "/models"
+    ref = env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert "value" not in env["HF_TOKEN"] and ref["key"] == "HF_TOKEN"
+    secret = stored[f"Secret/{ref['name']}"]
+    assert base64.b64decode(secret["data"]["HF_TOKEN"]).decode() == deployed.secrets["hf_token"]
+    assert ref["name"].startswith(f"{STACK_RESOURCE_NAME}-llama-swap-rtx4090-secrets-")
+    mounts = {m["name"]: m for m in init["volumeMounts"]}
+    assert mounts["models"].get("readOnly") in (None, False) and mounts["download-job"]["readOnly"] is True
+    (server,) = got["containers"]
+    assert all(m.get("readOnly") is True for m in server["volumeMounts"] if m["name"] == "models")
+    assert "HF_TOKEN" not in {e["name"] for e in server.get("env") or []}
+    ctx = init["securityContext"]
+    assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["allowPrivilegeEscalation"] is False
+    assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == ctx["runAsGroup"] == DOWNLOAD_USER
+    assert got["securityContext"]["fsGroup"] == DOWNLOAD_USER
+    job_map = stored["ConfigMap/download-job"]["data"]
+    (vol,) = [v for v in got["volumes"] if v["name"] == "download-job"]
+    assert {f"{JOB_ROOT}/{i['path']}": job_map[i["key"]].encode() for i in vol["configMap"]["items"]} == job_files()
 
 
 def test_secrets_only_in_secrets(deployed: Deployed) -> None:
@@ -338,6 +380,28 @@ def test_a_rotated_secret_rolls_only_the_deployments_that_read_it(deployed: Depl
     assert secret not in before
     value = base64.b64decode(after[secret]["data"]["LITELLM_MASTER_KEY"]).decode()
     assert value == deployed.secrets["litellm_master_key"]
+
+
+def test_a_changed_source_rolls_only_the_deployment_that_downloads_it(deployed: Deployed) -> None:
+    before = expected(deployed.raw)
+    stored_before = deployed.stored()
+    pinned = {**deployed.raw["models"]["big"]["source"], "revision": "0123456789abcdef0123456789abcdef01234567"}
+    deployed.raw["models"]["big"]["source"] = pinned
+    deployed.project.set_value("models", "big", "source", value=pinned)
+    after = expected(deployed.raw)
+    assert before.config_maps == after.config_maps
+    (dep,) = [a["metadata"]["name"] for b, a in zip(before.deployments, after.deployments, strict=True) if a != b]
+    assert dep == "llama-swap-rtx4090"
+    outcome = deployed.project.up()
+    deployed.timings["up_source_change_s"] = outcome.seconds
+    assert outcome.changed() == {f"local-llm-stack-{dep}": "update"}, outcome.changed()
+    stored = deployed.stored()
+    rolled = {k for k in stored if k.startswith("Deployment/")
+              and stored[k]["metadata"]["generation"] != stored_before[k]["metadata"]["generation"]}
+    assert rolled == {f"Deployment/{dep}"}
+    (init,) = _pod_spec(stored[f"Deployment/{dep}"])["initContainers"]
+    job = json.loads(next(e["value"] for e in init["env"] if e["name"] == "LLS_FETCH_JOB"))
+    assert f"/resolve/{pinned['revision']}/" in job["parts"][0]["url"]
 
 
 def test_placement_that_does_not_fit_fails_preview_and_creates_nothing(deployed: Deployed) -> None:

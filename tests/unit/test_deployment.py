@@ -12,7 +12,7 @@ from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP
 from stack.render.outputs import embedding_dimension
 from stack.report import files_summary
 from stack.targets.compose.compose_file import compose_project
-from tests.unit.render_samples import ALL_SECRETS, deployment, raw
+from tests.unit.render_samples import ALL_SECRETS, config, deployment, raw
 
 NO_API_KEY = ALL_SECRETS - {"api_key"}
 
@@ -157,3 +157,38 @@ def test_models_output_names_all_three_services_null_when_absent(overrides: dict
     assert set(dep.outputs(None)["endpoints"]) == set(keys) == set(dep.outputs(None)["auth_required"])
     if EMBEDDINGS in keys:
         assert models["embedding"]["dimension"] == embedding_dimension(dep.plan) == 768
+
+
+SOURCE = {"repo": "org/models-GGUF", "revision": "main"}
+
+
+def _with_sources() -> dict[str, Any]:
+    doc = raw()
+    doc["models"]["chat"]["source"] = dict(SOURCE)
+    doc["embeddings"]["source"] = dict(SOURCE)
+    return doc
+
+
+def test_each_docker_service_downloads_the_files_its_container_loads() -> None:
+    dep = deployment(config(_with_sources()))
+    loads = {s.key: [d.file for d in s.downloads] for s in dep.services}
+    assert loads == {LLAMA_SWAP: ["Qwen2.5-7B-Instruct-Q4_K_M.gguf"], EMBEDDINGS: ["nomic-embed-text-v1.5.Q8_0.gguf"],
+                     LITELLM: []}
+    assert all(d in dep.downloads for s in dep.services for d in s.downloads)
+    assert "hf_token" not in deployment(config(_with_sources()), secret_keys=ALL_SECRETS | {"hf_token"}).secret_keys
+
+
+def test_each_pool_llama_swap_downloads_only_its_pool_files_and_reads_the_token() -> None:
+    doc = _with_sources()
+    doc["models"]["big"] = {"file": "Qwen2.5-14B-Instruct-Q4_K_M.gguf", "ctx_size": 4096,
+                            "source": {**SOURCE, "file": "big.gguf"}}
+    doc["target"] = "kubernetes"
+    doc["kubernetes"] = {"pools": {"p16": {"gpu": {"profile": "rtx-5080"}}, "p24": {"gpu": {"profile": "rtx-4090"}}},
+                         "placement": {"main": "p16", "big": "p24", "embeddings": "p24"}}
+    dep = deployment(config(doc), secret_keys=ALL_SECRETS | {"hf_token"})
+    loads = {s.key: [d.file for d in s.downloads] for s in dep.services}
+    assert loads == {"llama-swap-p16": ["Qwen2.5-7B-Instruct-Q4_K_M.gguf"],
+                     "llama-swap-p24": ["Qwen2.5-14B-Instruct-Q4_K_M.gguf"],
+                     EMBEDDINGS: ["nomic-embed-text-v1.5.Q8_0.gguf"], LITELLM: []}
+    assert "hf_token" in dep.secret_keys
+    assert "hf_token" not in deployment(config(doc), secret_keys=ALL_SECRETS).secret_keys

@@ -1,8 +1,8 @@
 """`KubernetesStack`: the manifests of `stack.targets.kubernetes.manifests` as pulumi-kubernetes resources.
 
 Everything is decided by the pure manifests; this only registers them, fills the Secrets with the stack's
-Pulumi secrets, and orders creation: the Namespace first, the objects a pod reads (ConfigMaps, Secrets, the models
-claim) before its Deployment.
+Pulumi secrets, and orders creation: the Namespace first, the objects a pod reads (ConfigMaps, the download job's
+among them, Secrets, the models claim) before its Deployment.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from stack.deployment import Deployment
-from stack.targets.kubernetes.manifests import Manifests, build_manifests, secret_name
+from stack.targets.kubernetes.manifests import DOWNLOAD_JOB, Manifests, build_manifests, secret_name
 
 
 def _with_secret_name(spec: dict[str, Any], placeholder: str, name: pulumi.Input[str]) -> dict[str, Any]:
     """The Deployment spec with each `secretKeyRef` to `placeholder` pointing at the Secret's generated name."""
     out = copy.deepcopy(spec)
-    for container in out["template"]["spec"]["containers"]:
+    pod = out["template"]["spec"]
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
         for env in container.get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
             if ref is not None and ref["name"] == placeholder:
@@ -84,7 +85,9 @@ class KubernetesStack(pulumi.ComponentResource):
         for d in manifests.deployments:
             key = d["metadata"]["name"]
             secret = self.secrets.get(key)
-            reads: list[pulumi.Resource] = [r for r in (self.config_maps.get(key), secret, claim) if r is not None]
+            job = self.config_maps.get(DOWNLOAD_JOB) if d["spec"]["template"]["spec"].get("initContainers") else None
+            reads: list[pulumi.Resource] = [r for r in (self.config_maps.get(key), job, secret, claim)
+                                            if r is not None]
             spec = _with_secret_name(d["spec"], secret_name(key), secret.metadata.name) if secret else d["spec"]
             self.deployments[key] = k8s.apps.v1.Deployment(
                 f"{name}-{key}", metadata=d["metadata"], spec=spec,

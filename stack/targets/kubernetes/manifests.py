@@ -24,19 +24,35 @@ checks the rest field by field):
   non-root with a read-only root filesystem (those get an `emptyDir` on /tmp) and why LiteLLM does not.
 * **extra environment**: none; `enableServiceLinks: false` keeps Kubernetes from injecting `LITELLM_PORT=tcp://…`
   style variables that the programs could mistake for settings.
-* **downloads**: not run on Kubernetes; the models volume must already hold the files (`python -m stack fetch`).
+* **downloads**: instead of a one-shot container per file during `pulumi up`, each pod that loads a declared file
+  with a `source` runs the same job (`stack.render.download_job`: image, entrypoint, `LLS_FETCH_JOB`) as one init
+  container per file before its server starts, the job's modules mounted from the `download-job` ConfigMap. One
+  per file, not one per pod: the job JSON is then the Docker target's for that file, and `kubectl get pod`
+  (`Init:1/2`) and `kubectl logs -c download-…` name the file that is slow or failing. A failed download fails
+  its init container, which the kubelet retries (resuming the partial file); the server never starts without it.
+  Only the init containers mount the models volume read-write; they run as UID/GID 10001 (the serving
+  containers' user, no capabilities, so `stack.fetch.job` never needs to change user), and the pod's `fsGroup`
+  10001 makes a claim's volume writable by that group (the kubelet ignores `fsGroup` for a hostPath, which must
+  be writable by UID or GID 10001 already). `HF_TOKEN` comes from the service's Secret when the stack has an
+  `hf_token` secret. Nothing is deleted on `destroy` (`downloads.delete_on_destroy` is the Docker target's).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from stack.deployment import Deployment, Service
+from stack.deployment import DOWNLOAD_TOKEN_KEY, Deployment, Service
+from stack.fetch.http_client import origin
+from stack.fetch.job import JOB_ENV, TOKEN_ENV
 from stack.render.containers import CONFIG_HASH_LABEL, LITELLM, HealthcheckSpec, UploadSpec
+from stack.render.download_job import ENTRYPOINT, JOB_ROOT, fetch_job, job_files, job_json
+from stack.render.downloads import DownloadSpec
 
 DEFAULT_NAMESPACE = "local-llm-stack"
 PART_OF = "local-llm-stack"
@@ -49,6 +65,14 @@ GPU_RESOURCE = "nvidia.com/gpu"
 MODELS_VOLUME = "models"
 TMP_VOLUME = "tmp"
 PVC_SLACK = 1.1
+"""A new claim is sized to the weights the sizing report counted, plus 10 % for metadata and rounding."""
+DOWNLOAD_JOB = "download-job"
+"""The ConfigMap (and pod volume) holding `stack.fetch.job`'s modules for the init containers."""
+DOWNLOAD_USER = 10001
+"""UID, GID and pod `fsGroup` of the download init containers; see the module docstring."""
+DOWNLOAD_REQUESTS = {"cpu": "250m", "memory": "256Mi"}
+"""The job streams each file to disk in chunks and hashes it as it goes: little CPU, a small buffer."""
+_DNS_UNSAFE = re.compile(r"[^a-z0-9]+")
 """A new claim is sized to the weights the sizing report counted, plus 10 % for metadata and rounding."""
 
 
@@ -296,18 +320,92 @@ def _container(deployment: Deployment, svc: Service) -> tuple[dict[str, Any], li
     return container, volumes
 
 
+def download_container_name(dl: DownloadSpec) -> str:
+    """A DNS-1123 label naming the file (at most 63 characters); the digest keeps names that differ only in case
+    or punctuation apart."""
+    readable = _DNS_UNSAFE.sub("-", dl.file.lower()).strip("-")[:44].strip("-") or "model"
+    return f"download-{readable}-{hashlib.sha256(dl.file.encode()).hexdigest()[:8]}"
+
+
+def job_config_key(path: str) -> str:
+    """A job file's key in the `download-job` ConfigMap (keys hold no `/`): `stack/fetch/job.py` is
+    `stack--fetch--job.py`."""
+    return path.replace("/", "--")
+
+
+def _job_files() -> dict[str, tuple[str, bytes]]:
+    """ConfigMap key → (path under the mount at `/JOB_ROOT`, content) of every module the job imports."""
+    out = {}
+    for path, content in job_files().items():
+        relative = path.removeprefix(f"{JOB_ROOT}/")
+        out[job_config_key(relative)] = (relative, content)
+    return out
+
+
+def download_config_map(namespace: str) -> dict[str, Any]:
+    """The job's modules, one key each: the same bytes the Docker target copies into its container."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(DOWNLOAD_JOB, namespace, DOWNLOAD_JOB),
+            "data": {key: content.decode() for key, (_, content) in _job_files().items()}}
+
+
+def _init_container(deployment: Deployment, svc: Service, dl: DownloadSpec) -> dict[str, Any]:
+    cfg = deployment.config
+    job = fetch_job("fetch", deployment.models.target, [p.to_json() for p in dl.parts],
+                    timeout_s=cfg.downloads.stall_timeout_s, token_origin=list(origin(cfg.hf_endpoint)), owner=None)
+    env: list[dict[str, Any]] = [{"name": JOB_ENV, "value": job_json(job)}]
+    if DOWNLOAD_TOKEN_KEY in deployment.secret_keys:
+        env.append({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": secret_name(svc.key), "key": TOKEN_ENV}}})
+    return {
+        "name": download_container_name(dl),
+        "image": cfg.images.downloader,
+        "command": list(ENTRYPOINT),
+        "workingDir": "/",
+        "env": env,
+        "volumeMounts": [
+            {"name": MODELS_VOLUME, "mountPath": deployment.models.target, "readOnly": False},
+            {"name": DOWNLOAD_JOB, "mountPath": f"/{JOB_ROOT}", "readOnly": True},
+        ],
+        "resources": {"requests": dict(DOWNLOAD_REQUESTS)},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": DOWNLOAD_USER,
+            "runAsGroup": DOWNLOAD_USER,
+        },
+    }
+
+
+def _writable(models: dict[str, Any]) -> dict[str, Any]:
+    """The models volume of a pod that downloads: a claim's volume-level `readOnly` would force every mount read-only;
+    the serving container's own mount stays read-only."""
+    claim = models.get("persistentVolumeClaim")
+    if claim is None:
+        return models
+    return {**models, "persistentVolumeClaim": {k: v for k, v in claim.items() if k != "readOnly"}}
+
+
 def _deployment(deployment: Deployment, svc: Service, namespace: str, models: dict[str, Any]) -> dict[str, Any]:
     container, volumes = _container(deployment, svc)
-    if any(m["name"] == MODELS_VOLUME for m in container["volumeMounts"]):
+    if svc.downloads:
+        volumes.insert(0, {"name": DOWNLOAD_JOB, "configMap": {
+            "name": DOWNLOAD_JOB, "items": [{"key": k, "path": p} for k, (p, _) in _job_files().items()]}})
+        volumes.insert(0, _writable(models))
+    elif any(m["name"] == MODELS_VOLUME for m in container["volumeMounts"]):
         volumes.insert(0, models)
     pod: dict[str, Any] = {
+        **({"initContainers": [_init_container(deployment, svc, dl) for dl in svc.downloads]} if svc.downloads
+           else {}),
         "containers": [container],
         "volumes": volumes,
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": svc.spec.stop_timeout_s,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"},
+                            **({"fsGroup": DOWNLOAD_USER, "fsGroupChangePolicy": "OnRootMismatch"}
+                               if svc.downloads else {})},
         **_scheduling(deployment, svc.key),
     }
     template_meta = {"labels": _labels(svc.key),
@@ -366,6 +464,13 @@ def network_policies(deployment: Deployment, namespace: str) -> tuple[dict[str, 
     )
 
 
+def _secret_entries(deployment: Deployment, svc: Service) -> dict[str, str]:
+    """The service's secret variables, plus `HF_TOKEN` (for its init containers only) when it downloads and the
+    stack has the token."""
+    token = bool(svc.downloads) and DOWNLOAD_TOKEN_KEY in deployment.secret_keys
+    return {**svc.spec.secret_env, **({TOKEN_ENV: DOWNLOAD_TOKEN_KEY} if token else {})}
+
+
 def build_manifests(deployment: Deployment) -> Manifests:
     """Every object the kubernetes target creates for `deployment`, in an order the API server accepts."""
     ns = namespace_of(deployment)
@@ -375,8 +480,10 @@ def build_manifests(deployment: Deployment) -> Manifests:
          "data": {upload_key(u): u.content for u in s.spec.uploads}}
         for s in deployment.services if s.spec.uploads
     )
-    secrets = tuple(SecretSpec(secret_name(s.key), s.key, dict(s.spec.secret_env))
-                    for s in deployment.services if s.spec.secret_env)
+    if any(s.downloads for s in deployment.services):
+        config_maps += (download_config_map(ns),)
+    secrets = tuple(SecretSpec(secret_name(s.key), s.key, _secret_entries(deployment, s))
+                    for s in deployment.services if _secret_entries(deployment, s))
     return Manifests(
         namespace={"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": ns, "labels": {PART_OF_LABEL: PART_OF}}},

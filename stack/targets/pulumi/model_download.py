@@ -2,7 +2,8 @@
 
 A Pulumi dynamic resource whose provider runs the download job (`stack.fetch.job`, the same downloader as `python
 -m stack fetch`) in a one-shot container on the Docker host: the models directory mounted read-write, the job's
-modules copied in, `HF_TOKEN` in its environment when there is a token. The provider follows the container's
+modules copied in (`stack.render.download_job` builds the job, as for the Kubernetes target's init containers),
+`HF_TOKEN` in its environment when there is a token. The provider follows the container's
 output while it runs and prints it, which Pulumi shows live under the stack and keeps in the update's diagnostics:
 a line per tenth of each file (and at least every 15 s), then the result. pulumi-docker's `Container` with
 `attach` shows nothing until the container has exited and does not fail on a non-zero exit code, hence this.
@@ -24,7 +25,6 @@ import json
 import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pulumi
@@ -33,26 +33,18 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 from stack.errors import TRACEBACK_ENV, internal_error_message, show_traceback
 from stack.gguf.sources import ssh_target
 from stack.render.containers import LABEL_PREFIX, SERVICE_LABEL
+from stack.render.download_job import BOOT as BOOT
+from stack.render.download_job import ENTRYPOINT, fetch_job, job_json
+from stack.render.download_job import JOB_ROOT as JOB_ROOT
+from stack.render.download_job import job_files as job_files
 from stack.render.downloads import CONTAINER_MODELS_DIR, DownloadSpec, identity, models_digest
 from stack.targets.pulumi.docker_engine import STDOUT, Engine, EngineError, endpoint_for
 
-JOB_MODULES = ("__init__.py", "errors.py", "fetch/__init__.py", "fetch/remote_part.py", "fetch/http_client.py",
-               "fetch/fetcher.py", "fetch/job.py")
-"""What the container needs of this package: the standard-library-only downloader."""
-JOB_ROOT = "opt/local-llm-stack"
-BOOT = ("import sys; sys.path.insert(0, '/opt/local-llm-stack'); from stack.fetch.job import main; "
-        "sys.exit(main())")
-PROGRESS_INTERVAL_S = 15.0
 REPLACE_KEYS = ("docker_host", "models_dir", "file")
 UPDATE_KEYS = ("delete_on_destroy", "image", "ssh_opts", "network_mode", "stall_timeout_s", "container_name",
                "token_origin", "key")
 RESULT_KEYS = ("ok", "error", "sha256", "downloaded_bytes", "actions", "owner")
 _TAIL = 12
-
-
-def job_files() -> dict[str, bytes]:
-    here = Path(__file__).resolve().parents[2]
-    return {f"{JOB_ROOT}/stack/{name}": (here / name).read_bytes() for name in JOB_MODULES}
 
 
 def _ssh_argv(props: dict[str, Any]) -> list[str]:
@@ -62,23 +54,16 @@ def _ssh_argv(props: dict[str, Any]) -> list[str]:
 
 def container_config(props: dict[str, Any], mode: str) -> dict[str, Any]:
     """The one-shot container of a download (or, `mode: delete`, of a removal); the token only in `Env`."""
-    job = {
-        "mode": mode,
-        "models_dir": CONTAINER_MODELS_DIR,
-        "parts": props["parts"],
-        "timeout_s": props.get("stall_timeout_s", 30),
-        "token_origin": props.get("token_origin"),
-        "progress_interval_s": PROGRESS_INTERVAL_S,
-        "owner": props.get("owner"),
-    }
-    env = [f"LLS_FETCH_JOB={json.dumps(job, sort_keys=True)}"]
+    job = fetch_job(mode, CONTAINER_MODELS_DIR, props["parts"], timeout_s=props.get("stall_timeout_s", 30),
+                    token_origin=props.get("token_origin"), owner=props.get("owner"))
+    env = [f"LLS_FETCH_JOB={job_json(job)}"]
     if props.get("token") and mode == "fetch":
         env.append(f"HF_TOKEN={props['token']}")
     if show_traceback():
         env.append(f"{TRACEBACK_ENV}=1")
     return {
         "Image": props["image"],
-        "Entrypoint": ["python3", "-I", "-c", BOOT],
+        "Entrypoint": list(ENTRYPOINT),
         "Env": env,
         "User": "0:0",
         "WorkingDir": "/",

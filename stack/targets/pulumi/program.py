@@ -103,9 +103,10 @@ def load_checked_plan(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> Pl
         pulumi.log.warn(f"{problem}; sized from the config or the catalog")
     if cfg.target == "kubernetes":
         for dl in download_specs(cfg):
-            pulumi.log.warn(f"{dl.parts[0].key}: the kubernetes target does not download; put {dl.file} in the "
-                            "models volume before the pods start (python -m stack fetch on the node, or a copy into "
-                            "the claim)")
+            if dl.network_mode == "host":
+                pulumi.log.warn(f"{dl.parts[0].key}: {dl.parts[0].url} is on loopback, which inside a pod is the "
+                                "pod itself: its init container cannot download it; serve the mirror at an address "
+                                f"the pods reach, or put {dl.file} in the models volume first")
     else:
         for pending in pending_downloads(headers):
             pulumi.log.info(pending)

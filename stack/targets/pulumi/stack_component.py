@@ -10,7 +10,7 @@ import pulumi_docker as docker
 from stack.deployment import Deployment
 from stack.fetch.http_client import origin
 from stack.render.containers import EMBEDDINGS, LITELLM, LLAMA_SWAP, ContainerSpec
-from stack.render.downloads import MODELS_LABEL, DownloadSpec
+from stack.render.downloads import MODELS_LABEL
 from stack.targets.pulumi.container import EmbeddingServer, LiteLLMProxy, LlamaSwap, ServiceContainer
 from stack.targets.pulumi.model_download import ModelDownload, checked_models_digest
 from stack.targets.pulumi.network import StackNetwork
@@ -79,7 +79,7 @@ class LocalLlmStack(pulumi.ComponentResource):
         for svc, secret_env in zip(deployment.services, secret_envs, strict=True):
             spec = svc.spec
             upstream: list[pulumi.Resource] = [self.services[key] for key in svc.after]
-            files = self._downloads_of(wanted, spec.service)
+            files = [self.downloads[dl.file] for dl in svc.downloads]
             labels = {MODELS_LABEL: _models_label(files)} if files else {}
             self.services[spec.service] = SERVICE_TYPES.get(spec.service, ServiceContainer)(
                 f"{name}-{spec.service}",
@@ -93,9 +93,6 @@ class LocalLlmStack(pulumi.ComponentResource):
         self.endpoints = {svc.key: svc.exposure.url for svc in deployment.services}
         self.container_names = {key: svc.container_name for key, svc in self.services.items()}
         self.register_outputs({"endpoints": self.endpoints, "container_names": self.container_names})
-
-    def _downloads_of(self, wanted: list[DownloadSpec], service: str) -> list[ModelDownload]:
-        return [self.downloads[dl.file] for dl in wanted if service in dl.services]
 
 
 def _models_label(downloads: list[ModelDownload]) -> pulumi.Output[str]:
