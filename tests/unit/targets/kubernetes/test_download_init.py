@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from stack.deployment import Deployment, build_deployment
 from stack.fetch.http_client import origin
 from stack.render.containers import EMBEDDINGS, LITELLM
@@ -191,3 +193,22 @@ def test_download_container_names_are_dns_labels_and_distinct() -> None:
     assert len(set(names)) == 3
     for name in names:
         assert len(name) <= 63 and all(c.isdigit() or c == "-" or "a" <= c <= "z" for c in name), name
+
+
+def test_pulumi_up_warns_only_about_a_source_no_pod_can_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback source is the pod itself; every other source downloads without a word (headers from the catalog
+    here: no request leaves the test)."""
+    import pulumi
+
+    from stack.targets.pulumi import program
+
+    doc = _doc()
+    doc["hf_endpoint"] = "http://127.0.0.1:9"
+    warned: list[str] = []
+    monkeypatch.setattr(program, "with_sources", lambda _cfg, source, token: source)
+    monkeypatch.setattr(program, "_hf_token", lambda: None)
+    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **k: warned.append(msg))
+    program.load_checked_plan(doc, ALL_SECRETS | {"hf_token"})
+    loopback = [w for w in warned if "is on loopback" in w]
+    assert [w.split(":")[0] for w in loopback] == ["models.chat.source", "embeddings.source"], warned
+    assert not any("does not download" in w or "models.big" in w for w in warned), warned
