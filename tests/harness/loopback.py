@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.local import LOOPBACK
 from models.config import LlamaSwapConfig, PortsConfig, StackConfig
 from stack.deployment import build_deployment
 from stack.gguf.sources import LocalHeaders
@@ -54,7 +55,7 @@ from stack.render.containers import LITELLM, ContainerSpec
 from stack.render.paths import RenderPaths
 from stack.sizing.plan import Plan, build_plan
 from tests.harness import binaries
-from tests.harness.llama_server import LOOPBACK, http_request
+from tests.harness.llama_server import http_request
 
 _INHERITED_SECRETS = ("LLAMA_API_KEY", "LLAMA_SWAP_API_KEY", "LITELLM_MASTER_KEY", "OPENAI_API_KEY", "DATABASE_URL")
 

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.local import LOOPBACK
 from models.config import StackConfig
 from models.load import load_stack_file, parse_stack_config
 from stack.gguf.sources import LocalHeaders
@@ -39,7 +40,7 @@ from stack.render.outputs import embedding_answers, llama_swap_answers
 from stack.render.paths import RenderPaths
 from stack.sizing.plan import build_plan
 from tests.harness import binaries
-from tests.harness.llama_server import LOOPBACK, http_request
+from tests.harness.llama_server import http_request
 from tests.harness.loopback import Process, free_ports, start_process
 from tests.unit import render_samples
 

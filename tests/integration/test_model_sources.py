@@ -22,11 +22,12 @@ import pytest
 import yaml
 
 from bench.hf_mirror import TOKEN, HfMirror, HubFile, nginx_binary, running_mirror, sha256_of
+from bench.local import write_stack_file
 from stack.gguf.header import read_header_file
 from stack.gguf.writers import chat_model, minilm_model
 from tests.harness import binaries
 from tests.harness.llama_server import cpu_args, start_llama_server
-from tests.unit.helpers import REPO, write_stack_file
+from tests.unit.helpers import REPO
 
 pytestmark = pytest.mark.integration
 

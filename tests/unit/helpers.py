@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models import StackConfig, parse_stack_config
 from models.config import CacheType
 from stack.arch.gguf_rules import arch_from_header
@@ -35,11 +33,6 @@ def stack(**overrides: Any) -> StackConfig:
     }
     raw.update(overrides)
     return parse_stack_config(raw)
-
-
-def write_stack_file(path: Path, config: dict[str, Any], project: str = "local-llm-stack") -> Path:
-    path.write_text(yaml.safe_dump({"config": {f"{project}:{k}": v for k, v in config.items()}}))
-    return path
 
 
 def synthetic_header(arch: str, tensors: tuple[TensorInfo, ...] = (), **keys: Any) -> GgufHeader:

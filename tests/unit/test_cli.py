@@ -16,9 +16,10 @@ import pytest
 
 import stack.cli
 import stack.targets.pulumi.program
+from bench.local import write_stack_file
 from stack.cli import main
 from stack.errors import EXIT_INTERNAL
-from tests.unit.helpers import REPO, qwen14b, write_stack_file
+from tests.unit.helpers import REPO, qwen14b
 
 CHAT = {"file": "Qwen2.5-7B-Instruct-Q4_K_M.gguf", "ctx_size": 4096}
 WIDE: dict[str, Any] = {

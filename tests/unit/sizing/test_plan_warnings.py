@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.local import write_stack_file
 from models.load import ConfigError
 from stack.cli import main
 from stack.gguf.sources import LocalHeaders, SshHeaders, SshTarget
 from stack.sizing.plan import build_plan
-from tests.unit.helpers import stack, write_stack_file
+from tests.unit.helpers import stack
 
 CHAT_FILE = "Qwen2.5-7B-Instruct-Q4_K_M.gguf"
 CHAT = {"file": CHAT_FILE, "ctx_size": 4096}

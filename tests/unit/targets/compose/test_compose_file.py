@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.local import write_stack_file
 from models.config import StackConfig
 from stack.cli import main
 from stack.render.containers import (
@@ -30,7 +31,7 @@ from stack.targets.compose.compose_file import (
     upload_source,
     with_cpu_profile,
 )
-from tests.unit.helpers import REPO, write_stack_file
+from tests.unit.helpers import REPO
 from tests.unit.render_samples import ALL_SECRETS, config, deployment, raw
 
 FILES = "docker-compose.files"
